@@ -1,0 +1,81 @@
+"""Metrics computed offline (the Hub's `evaluate` scripts are not reachable here).
+
+SQuAD EM/F1 follow the official v1.1 evaluation script: answers are normalised (lower case, punctuation and the
+articles a/an/the removed, whitespace collapsed) and each prediction takes its best score over the gold answers.
+"""
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter, defaultdict
+from typing import Iterable, Sequence
+
+import numpy as np
+from sklearn.metrics import f1_score as _sk_f1
+from sklearn.metrics import roc_auc_score
+
+
+def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
+    p, y = np.asarray(predictions), np.asarray(labels)
+    if p.shape != y.shape or p.size == 0:
+        raise ValueError(f"accuracy needs two non-empty sequences of equal length, got {p.shape} and {y.shape}")
+    return float((p == y).mean())
+
+
+def f1(predictions: Sequence[int], labels: Sequence[int], average: str = "binary") -> float:
+    return float(_sk_f1(labels, predictions, average=average))
+
+
+def auc_roc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    return float(roc_auc_score(labels, scores))
+
+
+def mrr_at_k(scores: Sequence[float], labels: Sequence[int], groups: Sequence[str], k: int = 10) -> float:
+    """Mean reciprocal rank of the first relevant item in each group's top k; groups without a relevant item are
+    left out, as in WikiQA and MS MARCO evaluation."""
+    by_group: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for s, y, g in zip(scores, labels, groups):
+        by_group[g].append((float(s), int(y)))
+    rr = []
+    for items in by_group.values():
+        if not any(y for _, y in items):
+            continue
+        ranked = sorted(items, key=lambda t: -t[0])[:k]
+        rr.append(next((1.0 / (i + 1) for i, (_, y) in enumerate(ranked) if y), 0.0))
+    if not rr:
+        raise ValueError("mrr_at_k: no group has a relevant item")
+    return float(np.mean(rr))
+
+
+def normalize_answer(s: str) -> str:
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def squad_exact_match(prediction: str, truth: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(truth))
+
+
+def squad_token_f1(prediction: str, truth: str) -> float:
+    pred, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    common = Counter(pred) & Counter(gold)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_em_f1(predictions: Iterable[str], gold_answers: Iterable[Sequence[str]]) -> dict[str, float]:
+    """EM and F1 in percent, each prediction scored against its best gold answer (official v1.1 script)."""
+    em, f = [], []
+    for pred, golds in zip(predictions, gold_answers):
+        if not golds:
+            raise ValueError("every question needs at least one gold answer")
+        em.append(max(squad_exact_match(pred, g) for g in golds))
+        f.append(max(squad_token_f1(pred, g) for g in golds))
+    if not em:
+        raise ValueError("squad_em_f1: no predictions")
+    return {"exact_match": 100.0 * float(np.mean(em)), "f1": 100.0 * float(np.mean(f))}

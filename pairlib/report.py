@@ -1,0 +1,134 @@
+"""Tables, figures and the claims table, each stamped with where it came from.
+
+A table is written as `<name>.csv` (plain data) and `<name>.md` (the same table with its stamp beneath), plus
+`<name>.meta.json` holding the stamp: git commit, profile, hardware, library versions and time. Figures carry the
+stamp in a footer line. The claims table `claims.csv` gathers one row per paper claim; each notebook adds or replaces
+its own rows, so re-running one notebook never drops another's.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import subprocess
+from dataclasses import asdict, dataclass, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .measure import hardware, hardware_label
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "pandas", "scikit-learn", "papermill")
+VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
+CLAIM_COLUMNS = ("claim_id", "paper", "description", "paper_value", "ours", "unit", "verdict", "evidence")
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
+
+
+def stamp(profile: str) -> dict[str, Any]:
+    return {"commit": git_commit(), "profile": profile, "hardware": hardware_label(), "hardware_detail": hardware(),
+            "versions": library_versions(), "written": _dt.datetime.now().isoformat(timespec="seconds")}
+
+
+def stamp_line(s: dict[str, Any]) -> str:
+    v = s["versions"]
+    return (f"profile {s['profile']} | commit {s['commit']} | {s['hardware']} | torch {v['torch']}, "
+            f"transformers {v['transformers']} | {s['written']}")
+
+
+def output_dir(profile: str, root: str | Path | None = None) -> Path:
+    d = Path(root) if root is not None else REPO_ROOT / "outputs" / profile
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, profile: str, notes: Iterable[str] = (),
+               floatfmt: str = ".4g") -> Path:
+    """Write a table as CSV + Markdown + stamp; `notes` (e.g. a task's deviations) go under the Markdown table."""
+    out = Path(out_dir) / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    s = stamp(profile)
+    s["notes"] = list(notes)
+    df.to_csv(out / f"{name}.csv", index=False)
+    md = df.to_markdown(index=False, floatfmt=floatfmt)
+    lines = [md, "", f"_{stamp_line(s)}_"] + [f"- {n}" for n in s["notes"]]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / f"{name}.meta.json").write_text(json.dumps(s, indent=2) + "\n", encoding="utf-8")
+    return out / f"{name}.csv"
+
+
+def save_figure(fig, name: str, out_dir: str | Path, profile: str) -> Path:
+    out = Path(out_dir) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.text(0.01, 0.005, stamp_line(stamp(profile)), fontsize=6, color="0.4", ha="left", va="bottom")
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+@dataclass
+class Claim:
+    """One row of the claims table: a paper's number beside ours, with an honest verdict."""
+
+    claim_id: str
+    paper: str
+    description: str
+    paper_value: str
+    ours: str
+    unit: str
+    verdict: str
+    evidence: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"claim {self.claim_id}: verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if not self.evidence:
+            raise ValueError(f"claim {self.claim_id}: evidence must name the notebook that produced it")
+
+
+def write_claims(claims: Iterable[Claim], out_dir: str | Path) -> Path:
+    """Add or replace these claims (by claim_id) in `<out_dir>/claims.csv`, keeping every other row."""
+    path = Path(out_dir) / "claims.csv"
+    rows: dict[str, dict[str, str]] = {}
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = {r["claim_id"]: r for r in csv.DictReader(f)}
+    for c in claims:
+        rows[c.claim_id] = {k: str(v) for k, v in asdict(c).items()}
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Claim)])
+        w.writeheader()
+        for cid in sorted(rows):
+            w.writerow(rows[cid])
+    tmp.replace(path)
+    return path
+
+
+def read_claims(out_dir: str | Path) -> pd.DataFrame:
+    path = Path(out_dir) / "claims.csv"
+    if not path.exists():
+        return pd.DataFrame(columns=list(CLAIM_COLUMNS))
+    return pd.read_csv(path, dtype=str, keep_default_na=False)

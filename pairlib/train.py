@@ -1,0 +1,214 @@
+"""The one training loop every method uses (Accelerate): CPU, one GPU, or several processes via `accelerate launch`.
+
+A method supplies a model, a dataset, a collate function and a loss function `loss_fn(model, batch, teacher)`; the
+loop supplies the rest: seeding, AdamW with weight decay that really applies (not to biases and LayerNorm), linear
+warm-up and decay sized to *this* run's epochs, gradient accumulation and clipping, frozen parameter groups,
+evaluation after each epoch, the best checkpoint kept in `<output_dir>/best`, and a resumable state in
+`<output_dir>/last` written each epoch (and every `save_every_steps`), so an interrupted run continues where it
+stopped. A frozen teacher for distillation is moved to the device and handed to the loss function.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+LossFn = Callable[[torch.nn.Module, dict, torch.nn.Module | None], "torch.Tensor | tuple[torch.Tensor, dict]"]
+EvalFn = Callable[[torch.nn.Module], dict[str, float]]
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str
+    epochs: int = 1
+    lr: float = 5e-5
+    batch_size: int = 16
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float | None = 1.0
+    seed: int = 42
+    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
+    metric: str | None = None  # key of evaluate()'s dict that picks the best checkpoint
+    greater_is_better: bool = True
+    frozen: Sequence[str] = ()  # parameter-name prefixes that stay frozen
+    save_every_steps: int | None = None
+    resume: bool = True
+    find_unused_parameters: bool = False
+    progress: bool = True
+    cpu: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"TrainConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    best_dir: str | None = None
+    global_step: int = 0
+    seconds: float = 0.0
+    resumed_from_step: int = 0
+
+
+def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:
+    """Set requires_grad=False on parameters whose name starts with a prefix; returns how many were frozen."""
+    n = 0
+    for name, p in model.named_parameters():
+        if any(name.startswith(pre) for pre in prefixes):
+            p.requires_grad_(False)
+            n += 1
+    if prefixes and n == 0:
+        raise ValueError(f"freeze: no parameter name starts with any of {list(prefixes)}")
+    return n
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if any(name.endswith(s) for s in NO_DECAY) else decay).append(p)
+    if not decay and not no_decay:
+        raise ValueError("nothing to train: every parameter is frozen")
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def save_model(model: torch.nn.Module, path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(path)
+    else:
+        torch.save(model.state_dict(), path / "model.pt")
+
+
+def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: LossFn, config: TrainConfig,
+          evaluate: EvalFn | None = None, teacher: torch.nn.Module | None = None) -> TrainResult:
+    if config.metric and evaluate is None:
+        raise ValueError(f"TrainConfig.metric={config.metric!r} needs an evaluate function")
+    out = Path(config.output_dir)
+    last, best = out / "last", out / "best"
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)
+    acc = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=config.cpu, kwargs_handlers=[ddp])
+    set_seed(config.seed)
+    freeze(model, config.frozen)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+    model, optimizer = acc.prepare(model, optimizer)
+    if teacher is not None:
+        teacher = teacher.to(acc.device).eval().requires_grad_(False)
+
+    def loader(epoch: int) -> DataLoader:
+        g = torch.Generator().manual_seed(config.seed + epoch)
+        return acc.prepare(DataLoader(train_data, batch_size=config.batch_size, shuffle=True, generator=g,
+                                      collate_fn=collate_fn))
+
+    steps_per_epoch = math.ceil(len(loader(0)) / config.grad_accum)
+    total = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    acc.register_for_checkpointing(scheduler)
+
+    result = TrainResult()
+    state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0}
+    if config.resume and (last / "trainer_state.json").exists():
+        acc.load_state(str(last))
+        saved = json.loads((last / "trainer_state.json").read_text())
+        state = saved["state"]
+        result = TrainResult(**saved["result"])
+        result.resumed_from_step = state["global_step"]
+        acc.print(f"resuming from {last} at epoch {state['epoch']}, step {state['global_step']}")
+
+    def checkpoint() -> None:
+        acc.save_state(str(last))
+        if acc.is_main_process:
+            (last / "trainer_state.json").write_text(json.dumps({"state": state, "result": asdict(result),
+                                                                 "config": asdict(config)}, indent=1, default=str))
+
+    t0 = time.perf_counter() - result.seconds
+    done = state["global_step"] >= total
+    while state["epoch"] < config.epochs and not done:
+        epoch = state["epoch"]
+        model.train()
+        dl = loader(epoch)
+        skip = state["batch_in_epoch"]
+        batches = acc.skip_first_batches(dl, skip) if skip else dl
+        bar = tqdm(batches, total=len(dl), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not (config.progress and acc.is_local_main_process), mininterval=5, leave=True)
+        running = []
+        for batch in bar:
+            with acc.accumulate(model):
+                out_ = loss_fn(model, batch, teacher)
+                loss, logs = out_ if isinstance(out_, tuple) else (out_, {})
+                acc.backward(loss)
+                if acc.sync_gradients and config.max_grad_norm:
+                    acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            state["batch_in_epoch"] += 1
+            running.append(loss.item())
+            if acc.sync_gradients:
+                scheduler.step()
+                state["global_step"] += 1
+                bar.set_postfix(loss=f"{sum(running[-20:]) / len(running[-20:]):.4f}",
+                                lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                if config.save_every_steps and state["global_step"] % config.save_every_steps == 0:
+                    result.seconds = time.perf_counter() - t0
+                    checkpoint()
+                if state["global_step"] >= total:
+                    done = True
+                    break
+        bar.close()
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"],
+                                  "train_loss": sum(running) / max(len(running), 1)}
+        if evaluate is not None:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                model.eval()
+                record.update(evaluate(acc.unwrap_model(model)))
+                model.train()
+        result.history.append(record)
+        acc.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        metric = record.get(config.metric) if config.metric else None
+        improved = (config.metric is None or (metric is not None and (
+            result.best_metric is None
+            or (metric > result.best_metric if config.greater_is_better else metric < result.best_metric))))
+        if improved:
+            result.best_metric, result.best_epoch = metric, epoch + 1
+            result.best_dir = str(best)
+            if acc.is_main_process:
+                save_model(acc.unwrap_model(model), best)
+        state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
+        result.global_step = state["global_step"]
+        result.seconds = time.perf_counter() - t0
+        checkpoint()
+    acc.wait_for_everyone()
+    result.global_step = state["global_step"]
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def clear_checkpoints(output_dir: str | Path) -> None:
+    """Remove a previous run's state so that the next `train` starts from scratch."""
+    shutil.rmtree(Path(output_dir) / "last", ignore_errors=True)
+    shutil.rmtree(Path(output_dir) / "best", ignore_errors=True)
