@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import contextlib
+
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertTokenizerFast, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from .data import _hub_reachable
 
@@ -61,8 +64,23 @@ def load_backbone(name: str = DEFAULT_BACKBONE, num_layers: int | None = None,
         if not 1 <= num_layers <= config.num_hidden_layers:
             raise BackboneError(f"num_layers must be in 1..{config.num_hidden_layers} for {name!r}, got {num_layers}")
         kwargs["num_hidden_layers"] = num_layers
-    model = AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
+    with quiet_transformers():
+        model = AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
     return model, load_tokenizer(name)
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' per-load weight report and progress bar, which would flood executed notebooks (the
+    dropped pooler and, with `num_layers`, the dropped upper layers are expected)."""
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(name: str = DEFAULT_BACKBONE) -> PreTrainedTokenizerBase:

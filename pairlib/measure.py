@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
-from torch.utils.weak import StorageWeakRef
+from torch.multiprocessing.reductions import StorageWeakRef
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -113,7 +113,11 @@ def speedup(timings: dict[str, Timing], baseline: str) -> dict[str, float]:
 
 @torch.inference_mode()
 def count_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs (2 x MACs) of one call, as counted by torch's FlopCounterMode (matmuls, convolutions, attention)."""
+    """FLOPs (2 x MACs) of one call, as counted by torch's FlopCounterMode (matmuls, convolutions, attention).
+
+    Count with `attn_implementation="eager"`: the CPU kernel behind SDPA attention is invisible to the counter, which
+    then misses the two L^2 attention matmuls (tests/test_measure.py shows both cases).
+    """
     counter = FlopCounterMode(display=False)
     with counter:
         fn()

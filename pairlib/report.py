@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import os
 import subprocess
 from dataclasses import asdict, dataclass, fields
 from importlib import metadata
@@ -59,7 +60,15 @@ def stamp_line(s: dict[str, Any]) -> str:
 
 
 def output_dir(profile: str, root: str | Path | None = None) -> Path:
-    d = Path(root) if root is not None else REPO_ROOT / "outputs" / profile
+    """Where a notebook writes: `root` if given (the runner passes it), else `$PAIRLIB_OUTPUTS/<profile>` (the tests
+    point it at a temporary folder so that running them never touches the committed outputs), else
+    `outputs/<profile>` in the repository."""
+    if root is not None:
+        d = Path(root)
+    elif os.environ.get("PAIRLIB_OUTPUTS"):
+        d = Path(os.environ["PAIRLIB_OUTPUTS"]) / profile
+    else:
+        d = REPO_ROOT / "outputs" / profile
     d.mkdir(parents=True, exist_ok=True)
     return d
 

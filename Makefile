@@ -1,0 +1,31 @@
+# The README's two commands: `make all` (set up, then run every notebook with the smoke profile) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= smoke
+
+.PHONY: all run test unit nbval lab clean-venv
+
+all: run
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "pairlib needs Python 3.11, found " + sys.version.split()[0]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (pairlib)" > /dev/null
+	touch $@
+
+# Every notebook in order with $(PROFILE), writing outputs/$(PROFILE)/.
+run: $(BIN)/.installed
+	$(BIN)/pairlib run --profile $(PROFILE)
+
+# Unit tests, then every notebook under nbval with its smoke defaults; outputs go to a temporary folder.
+test: $(BIN)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/pytest tests
+	HF_HUB_OFFLINE=1 PAIRLIB_OUTPUTS=$$(mktemp -d) $(BIN)/pytest --nbval-lax -p no:cacheprovider notebooks
+
+lab: $(BIN)/.installed
+	$(BIN)/jupyter lab notebooks
+
+clean-venv:
+	rm -rf $(VENV)

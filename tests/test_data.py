@@ -1,0 +1,106 @@
+import hashlib
+import json
+import time
+
+import pytest
+
+from pairlib import data
+
+# Counts from ../shared/data/MANIFEST.md; derived splits are checked by their sum (see Task.deviations).
+MANIFEST_COUNTS = {
+    "squad": {"train": 87599, "validation": 10570},
+    "boolq": {"train+validation": 3270, "fewglue32": 32},
+    "race": {"train+validation": 1436, "test": 1436},
+    "ag_news": {"train+validation": 20000, "test": 7600},
+    "wikiqa": {"train": 20360, "validation": 2733, "test": 6165},
+    "chnsenticorp": {"train": 9600, "validation": 1200, "test": 1200},
+    "book_review": {"train": 20000, "validation": 10000, "test": 10000},
+    "shopping": {"train": 20000, "validation": 10000, "test": 10000},
+    "lcqmc": {"train": 238766, "validation": 8802, "test": 12500},
+    "thucnews": {"train": 45000, "validation": 10000, "test": 10000},
+    "weibo": {"train+validation+test": 23998},
+}
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return {}
+
+
+def _load(loaded, name):
+    if name not in loaded:
+        loaded[name] = data.load_task(name)
+    return loaded[name]
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST_COUNTS))
+def test_task_loads_with_manifest_counts_and_documented_columns(loaded, name):
+    dd = _load(loaded, name)
+    for splits, n in MANIFEST_COUNTS[name].items():
+        assert sum(len(dd[s]) for s in splits.split("+")) == n, splits
+    task = data.get_task(name)
+    for split, ds in dd.items():
+        assert set(ds.column_names) == set(task.columns), (split, ds.column_names)
+        if "label" in ds.column_names and task.label_names:
+            assert set(ds["label"]) <= set(range(len(task.label_names)))
+
+
+def test_every_registered_task_has_a_count_check():
+    assert set(data.list_tasks()) == set(MANIFEST_COUNTS) | {"squad_q2p"}
+
+
+def test_derived_splits_do_not_share_passages(loaded):
+    boolq = _load(loaded, "boolq")
+    assert not set(boolq["train"]["title"]) & set(boolq["validation"]["title"])
+    race = _load(loaded, "race")
+    assert not set(race["train"]["example_id"]) & set(race["validation"]["example_id"])
+
+
+def test_squad_q2p_is_deterministic_and_pinned():
+    articles = data._squad_articles(data.data_root() / "squad_v1.1/dev-v1.1.json.gz")[:3]
+    a, b = data.build_q2p(articles), data.build_q2p(articles)
+    assert a == b
+    per_query = {}
+    for r in a:
+        per_query.setdefault(r["query_id"], []).append(r["negative"])
+    assert all(sorted(v) == ["easy", "hard", "positive"] for v in per_query.values())
+    digest = hashlib.md5(json.dumps(a, sort_keys=True).encode()).hexdigest()
+    assert digest == Q2P_PINNED_DIGEST, "squad_q2p changed: bump the pin only on purpose, and say so in its deviations"
+
+
+def test_squad_q2p_splits(loaded):
+    dd = _load(loaded, "squad_q2p")
+    assert len(dd["test"]) == 3 * 10570
+    assert sum(dd["test"]["label"]) == 10570
+    assert not set(dd["train"]["query_id"]) & set(dd["validation"]["query_id"])
+
+
+def test_unknown_task_lists_valid_ones():
+    with pytest.raises(data.DataError, match="unknown task 'sqaud'.*squad"):
+        data.load_task("sqaud")
+
+
+def test_missing_split_is_named():
+    with pytest.raises(data.DataError, match="no split 'test'.*train, validation"):
+        data.load_task("squad", split="test")
+
+
+def test_missing_local_file_offline_says_what_to_do(tmp_path):
+    t0 = time.perf_counter()
+    with pytest.raises(data.DataError, match="missing local file.*boolq/dev.jsonl.gz.*PAIRLIB_DATA"):
+        data.load_task("boolq", root=tmp_path)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_bad_data_root_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("PAIRLIB_DATA", str(tmp_path / "nope"))
+    with pytest.raises(data.DataError, match="PAIRLIB_DATA"):
+        data.data_root()
+
+
+def test_subsample_is_a_fixed_sample(loaded):
+    ds = _load(loaded, "boolq")["validation"]
+    assert data.subsample(ds, 10)["question"] == data.subsample(ds, 10)["question"]
+    assert len(data.subsample(ds, None)) == len(ds)
+
+Q2P_PINNED_DIGEST = "5600c6661f7d514867f61961dd9d5bf1"

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from pairlib import measure
+from pairlib.backbone import load_backbone
+
+
+@pytest.fixture(scope="module")
+def eager_layer():
+    model, _ = load_backbone("minilm-l6", num_layers=1, attn_implementation="eager")
+    return model.encoder.layer[0].eval()
+
+
+@pytest.mark.parametrize("seq_len", [16, 128])
+def test_counted_flops_of_a_bert_layer_match_the_analytic_count(eager_layer, seq_len):
+    x = torch.randn(1, seq_len, 384)
+    assert measure.count_flops(lambda: eager_layer(x)) == measure.bert_layer_flops(seq_len, 384, 1536)
+
+
+def test_sdpa_on_cpu_hides_the_attention_matmuls_from_the_counter():
+    model, _ = load_backbone("minilm-l6", num_layers=1, attn_implementation="sdpa")
+    x = torch.randn(1, 64, 384)
+    counted = measure.count_flops(lambda: model.encoder.layer[0](x))
+    assert counted == measure.bert_layer_flops(64, 384, 1536, attention_matmuls=False)
+
+
+def test_fastbert_paper_layer_count_for_bert_base():
+    # FastBERT Table 1: FFN 1207.9M at length 128 (thop counts no attention matmuls).
+    ffn = 2 * measure.linear_flops(128, 768, 3072)
+    assert ffn / 1e6 == pytest.approx(1207.9, abs=0.1)
+
+
+def test_peak_memory_counts_live_tensors():
+    def fn():
+        a = torch.ones(1000)  # 4,000 bytes
+        b = torch.ones(2000)  # 8,000 bytes, alive with a
+        del a
+        c = torch.ones(500)  # a is gone: peak stays 12,000
+        return b.sum() + c.sum()
+    assert measure.peak_memory_bytes(fn)["tensor_peak"] == 12_000  # later scalars fit under the peak
+
+
+def test_time_side_by_side_and_speedup():
+    slow = torch.randn(256, 256)
+    t = measure.time_side_by_side({"slow": lambda: slow @ slow @ slow, "fast": lambda: slow.sum()},
+                                  batch_size=4, warmup=1, repeats=5)
+    assert set(t) == {"slow", "fast"} and all(v.median_s > 0 for v in t.values())
+    assert measure.speedup(t, "slow")["slow"] == 1.0
+    assert t["fast"].examples_per_s == pytest.approx(4 / t["fast"].median_s)
+    with pytest.raises(ValueError):
+        measure.time_side_by_side({"x": lambda: None}, batch_size=1, repeats=0)
+
+
+def test_hardware_is_named():
+    assert measure.hardware_label()
+    assert "cores" in measure.hardware()

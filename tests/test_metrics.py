@@ -1,0 +1,44 @@
+import pytest
+
+from pairlib import metrics
+
+
+def test_squad_normalisation_follows_the_official_script():
+    assert metrics.normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
+    assert metrics.normalize_answer("an apple a day") == "apple day"
+
+
+@pytest.mark.parametrize("pred,golds,em,f1", [
+    ("Denver Broncos", ["Denver Broncos", "The Denver Broncos"], 100.0, 100.0),
+    ("the Denver Broncos", ["Denver Broncos"], 100.0, 100.0),  # articles are dropped
+    ("Broncos", ["Denver Broncos"], 0.0, 100 * 2 * (1 * 0.5) / 1.5),  # P=1, R=1/2 -> F1 = 2/3
+    ("Carolina Panthers", ["Denver Broncos"], 0.0, 0.0),
+    ("1,000 people", ["1000 people", "a thousand"], 100.0, 100.0),  # punctuation removed
+    ("in Santa Clara, California", ["Santa Clara", "Levi's Stadium"], 0.0, 100 * 2 * (0.5 * 1) / 1.5),
+])
+def test_squad_em_f1_hand_checked(pred, golds, em, f1):
+    out = metrics.squad_em_f1([pred], [golds])
+    assert out["exact_match"] == pytest.approx(em)
+    assert out["f1"] == pytest.approx(f1)
+
+
+def test_squad_em_f1_averages_over_questions():
+    out = metrics.squad_em_f1(["a b", "x"], [["a b"], ["y"]])
+    assert out == {"exact_match": 50.0, "f1": 50.0}
+
+
+def test_mrr_at_k_hand_checked():
+    scores = [0.9, 0.8, 0.1, 0.3, 0.7, 0.2]
+    labels = [0, 1, 0, 1, 0, 0]
+    groups = ["q1", "q1", "q1", "q2", "q2", "q3"]  # q3 has no relevant item and is left out
+    assert metrics.mrr_at_k(scores, labels, groups) == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert metrics.mrr_at_k(scores, labels, groups, k=1) == 0.0
+
+
+def test_accuracy_auc_and_errors():
+    assert metrics.accuracy([1, 0, 1, 1], [1, 0, 0, 1]) == 0.75
+    assert metrics.auc_roc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    with pytest.raises(ValueError):
+        metrics.accuracy([1, 0], [1])
+    with pytest.raises(ValueError):
+        metrics.mrr_at_k([0.1], [0], ["q"])
