@@ -109,7 +109,9 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
     out = Path(config.output_dir)
     last, best = out / "last", out / "best"
     ddp = DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)
-    acc = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=config.cpu, kwargs_handlers=[ddp])
+    # Accelerate only sets up several CPU processes (gloo) when told it runs on CPU, so say so on a GPU-less machine.
+    on_cpu = config.cpu or not torch.cuda.is_available()
+    acc = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=on_cpu, kwargs_handlers=[ddp])
     set_seed(config.seed)
     freeze(model, config.frozen)
     optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)

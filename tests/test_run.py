@@ -1,0 +1,103 @@
+import subprocess
+import sys
+
+import nbformat
+import papermill as pm
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_notebook
+
+from pairlib import run
+
+ROOT = run.REPO_ROOT
+
+
+def _nb(path, params_src, body_src):
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = new_code_cell(params_src)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, new_code_cell(body_src)]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """A notebooks/ and params/ of two tiny notebooks, the second failing while `fail = True`."""
+    nbs, params = tmp_path / "notebooks", tmp_path / "params"
+    nbs.mkdir(), params.mkdir()
+    _nb(nbs / "00_a.ipynb", "profile = 'smoke'\noutput_dir = None\nn = 1", "print('a', n)")
+    _nb(nbs / "10_b.ipynb", "profile = 'smoke'\noutput_dir = None\nfail = False", "assert not fail, 'boom'")
+    (params / "smoke.yaml").write_text(yaml.safe_dump({"description": "t", "notebooks": {"00_a": {"n": 2}}}))
+    monkeypatch.setattr(run, "NOTEBOOK_DIR", nbs)
+    monkeypatch.setattr(run, "PARAMS_DIR", params)
+    return tmp_path
+
+
+def test_every_real_notebook_declares_profile_and_output_dir_and_every_profile_fits():
+    assert run.notebooks(), "no notebooks found"
+    for nb in run.notebooks():
+        declared = pm.inspect_notebook(str(nb))
+        assert {"profile", "output_dir"} <= set(declared), nb.name
+    for profile in run.profiles():
+        spec = run.load_profile(profile)
+        for nb in run.notebooks():
+            run.parameters_for(nb, profile, spec, ROOT / "outputs" / profile)  # raises on an undeclared key
+
+
+def test_the_three_profiles_exist():
+    assert {"smoke", "cpu", "full"} <= set(run.profiles())
+
+
+def test_unknown_profile_lists_valid_ones():
+    with pytest.raises(run.RunError, match="unknown profile 'fast'; valid profiles: .*cpu.*smoke"):
+        run.load_profile("fast")
+
+
+def test_unknown_notebook_lists_valid_ones():
+    with pytest.raises(run.RunError, match="no notebook matches.*00_data"):
+        run.select(["99_nope"])
+
+
+def test_cli_exits_2_with_a_clear_message():
+    out = subprocess.run([sys.executable, "-m", "pairlib", "run", "--profile", "nope"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "unknown profile 'nope'" in out.stderr and "smoke" in out.stderr
+
+
+def test_cli_list_shows_notebooks_and_profiles():
+    out = subprocess.run([sys.executable, "-m", "pairlib", "list"], capture_output=True, text=True, check=True)
+    assert "00_data" in out.stdout and "smoke" in out.stdout and "cpu" in out.stdout
+
+
+def test_undeclared_profile_key_is_refused(sandbox):
+    (sandbox / "params" / "smoke.yaml").write_text(yaml.safe_dump({"notebooks": {"00_a": {"typo": 1}}}))
+    with pytest.raises(run.RunError, match=r"sets \['typo'\] for 00_a"):
+        run.run("smoke", output_root=sandbox / "out", progress_bar=False)
+    assert not (sandbox / "out" / "smoke" / "00_a.ipynb").exists()  # validated before anything ran
+
+
+def test_runner_injects_stops_at_failure_and_resumes(sandbox):
+    out = sandbox / "out"
+    (sandbox / "params" / "smoke.yaml").write_text(
+        yaml.safe_dump({"notebooks": {"00_a": {"n": 2}, "10_b": {"fail": True}}}))
+    with pytest.raises(run.RunError, match=r"(?s)10_b failed in cell \[3\].*AssertionError: boom.*--from 10_b"):
+        run.run("smoke", output_root=out, progress_bar=False)
+    done = out / "smoke"
+    assert (done / "00_a.ipynb").exists() and not (done / "10_b.ipynb").exists()
+    assert (done / "10_b.failed.ipynb").exists()
+    executed = nbformat.read(done / "00_a.ipynb", as_version=4)
+    assert "a 2" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert run.read_state(done)["notebooks"]["10_b"]["status"] == "failed"
+
+    (sandbox / "params" / "smoke.yaml").write_text(yaml.safe_dump({"notebooks": {"10_b": {"fail": False}}}))
+    first_mtime = (done / "00_a.ipynb").stat().st_mtime
+    state = run.run("smoke", output_root=out, resume=True, progress_bar=False)
+    assert (done / "00_a.ipynb").stat().st_mtime == first_mtime  # not run again
+    assert state["notebooks"]["10_b"]["status"] == "ok" and not (done / "10_b.failed.ipynb").exists()
+
+
+def test_from_starts_at_a_prefix(sandbox):
+    assert [nb.stem for nb in run.select(start="10")] == ["10_b"]
+    with pytest.raises(run.RunError, match="--from '20'"):
+        run.select(start="20")

@@ -1,0 +1,99 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pairlib.train import TrainConfig, freeze, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_task import Tiny, collate, dataset, evaluate, mse  # noqa: E402
+
+
+def _config(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path), epochs=3, batch_size=8, lr=1e-2, progress=False, save_every_steps=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(tmp_path):
+    model = Tiny()
+    before = evaluate(model)["mse"]
+    result = train(model, dataset(), collate, mse, _config(tmp_path, metric="mse", greater_is_better=False),
+                   evaluate=evaluate)
+    assert len(result.history) == 3 and result.global_step == 3 * 8
+    assert result.best_metric == min(h["mse"] for h in result.history) < before
+    best = Tiny()
+    best.load_state_dict(torch.load(Path(result.best_dir) / "model.pt"))
+    assert evaluate(best)["mse"] == pytest.approx(result.best_metric)
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    straight = Tiny()
+    train(straight, dataset(), collate, mse, _config(tmp_path / "a"))
+
+    calls = {"n": 0}
+
+    def crashing(model, batch, teacher):
+        calls["n"] += 1
+        if calls["n"] == 11:  # mid second epoch
+            raise KeyboardInterrupt
+        return mse(model, batch, teacher)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(Tiny(), dataset(), collate, crashing, _config(tmp_path / "b"))
+    resumed = Tiny()  # a fresh process would start from scratch weights too
+    result = train(resumed, dataset(), collate, mse, _config(tmp_path / "b"))
+    assert result.resumed_from_step == 10
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_frozen_groups_do_not_move_and_gradient_accumulation_counts_steps(tmp_path):
+    model = Tiny()
+    enc = model.encoder.weight.clone()
+    result = train(model, dataset(), collate, mse, _config(tmp_path, frozen=["encoder"], grad_accum=2, epochs=1))
+    assert torch.equal(model.encoder.weight, enc)
+    assert result.global_step == 4  # 8 batches / 2
+
+
+def test_distillation_teacher_reaches_the_loss(tmp_path):
+    teacher = Tiny()
+    seen = []
+
+    def distil(model, batch, t):
+        seen.append(t is not None and not t.training and not any(p.requires_grad for p in t.parameters()))
+        with torch.no_grad():
+            target = t(batch["x"])
+        return torch.nn.functional.mse_loss(model(batch["x"]), target)
+
+    train(Tiny(), dataset(), collate, distil, _config(tmp_path, epochs=1), teacher=teacher)
+    assert seen and all(seen)
+
+
+def test_bad_config_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        TrainConfig(output_dir=str(tmp_path), epochs=0)
+    with pytest.raises(ValueError, match="needs an evaluate function"):
+        train(Tiny(), dataset(), collate, mse, _config(tmp_path, metric="mse"))
+    with pytest.raises(ValueError, match="no parameter name starts with"):
+        freeze(Tiny(), ["decoder"])
+
+
+def test_two_cpu_processes(tmp_path):
+    """`accelerate launch --cpu` starts one process (../shared/STACK.md); --multi_gpu on a GPU-less machine starts
+    two gloo ranks."""
+    launcher = Path(sys.executable).parent / "accelerate"
+    cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", str(Path(__file__).parent / "tiny_task.py"),
+           str(tmp_path)]
+    if torch.cuda.is_available():
+        pytest.skip("this test is about CPU processes")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ranks = sorted(p.read_text() for p in tmp_path.glob("rank*.txt"))
+    assert len(ranks) == 2
+    assert all(r.startswith("2 DistributedType.MULTI_CPU") for r in ranks)
+    assert all(r.endswith(" 8") for r in ranks)  # 64 examples / (2 ranks x 8) x 2 epochs
