@@ -1,0 +1,91 @@
+"""Equivalence tests that pin DeFormer down (on the real MiniLM backbone, tiny inputs)."""
+import pytest
+import torch
+
+from pairlib.backbone import load_backbone
+from pairlib.deformer import (DeFormerForMultipleChoice, DeFormerForQuestionAnswering,
+                              DeFormerForSequenceClassification, DeFormerModel)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_backbone("minilm-l6")[1]
+
+
+def _inputs(tok, questions, passages, q_len=12, p_len=24):
+    q = tok(questions, padding="max_length", max_length=q_len, truncation=True, return_tensors="pt")
+    p = tok(passages, padding="max_length", max_length=p_len + 1, truncation=True, return_tensors="pt")
+    # the passage segment is `p [SEP]`: drop its [CLS]
+    return {"question_input_ids": q["input_ids"], "question_attention_mask": q["attention_mask"],
+            "passage_input_ids": p["input_ids"][:, 1:], "passage_attention_mask": p["attention_mask"][:, 1:]}
+
+
+def test_split_layer_zero_is_the_original_model(tok):
+    bert, _ = load_backbone("minilm-l6")
+    model = DeFormerModel.from_backbone("minilm-l6", split_layer=0).eval()
+    x = _inputs(tok, ["who wrote hamlet?"], ["hamlet is a tragedy by william shakespeare."])
+    ids = torch.cat([x["question_input_ids"], x["passage_input_ids"]], 1)
+    mask = torch.cat([x["question_attention_mask"], x["passage_attention_mask"]], 1)
+    types = torch.cat([torch.zeros_like(x["question_input_ids"]), torch.ones_like(x["passage_input_ids"])], 1)
+    with torch.no_grad():
+        ours = model(**x).last_hidden_state
+        original = bert.eval()(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    real = mask.bool()[0]
+    torch.testing.assert_close(ours[0, real], original[0, real], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_cached_and_uncached_passages_give_identical_answers(tok, k):
+    model = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=k).eval()
+    x = _inputs(tok, ["who wrote hamlet?", "when?"], ["hamlet is a tragedy by shakespeare.", "in 1600 or so."])
+    with torch.no_grad():
+        uncached = model(**x)
+        states = model.encode_passage(x["passage_input_ids"], x["passage_attention_mask"])
+        cached = model(question_input_ids=x["question_input_ids"],
+                       question_attention_mask=x["question_attention_mask"],
+                       passage_attention_mask=x["passage_attention_mask"], passage_states=states)
+    torch.testing.assert_close(cached.start_logits, uncached.start_logits, rtol=0, atol=0)
+    torch.testing.assert_close(cached.end_logits, uncached.end_logits, rtol=0, atol=0)
+
+
+def test_passage_encoding_does_not_depend_on_the_question(tok):
+    model = DeFormerModel.from_backbone("minilm-l6", split_layer=3).eval()
+    x1 = _inputs(tok, ["a short one?"], ["the same passage."], q_len=8)
+    x2 = _inputs(tok, ["a much longer question with many more words?"], ["the same passage."], q_len=16)
+    with torch.no_grad():
+        a = model.encode_passage(x1["passage_input_ids"], x1["passage_attention_mask"])
+        b = model.encode_passage(x2["passage_input_ids"], x2["passage_attention_mask"])
+    torch.testing.assert_close(a, b)
+
+
+def test_multiple_choice_shares_the_article(tok):
+    model = DeFormerForMultipleChoice.from_backbone("minilm-l6", split_layer=4).eval()
+    q = tok(["q a", "q b", "q c", "q d"], padding="max_length", max_length=8, return_tensors="pt")
+    p = tok(["an article"], padding="max_length", max_length=17, return_tensors="pt")
+    inputs = dict(question_input_ids=q["input_ids"][None], question_attention_mask=q["attention_mask"][None],
+                  passage_input_ids=p["input_ids"][:, 1:], passage_attention_mask=p["attention_mask"][:, 1:])
+    with torch.no_grad():
+        logits = model(**inputs).logits
+        states = model.encode_passage(inputs["passage_input_ids"], inputs["passage_attention_mask"])
+        cached = model(question_input_ids=inputs["question_input_ids"],
+                       question_attention_mask=inputs["question_attention_mask"],
+                       passage_attention_mask=inputs["passage_attention_mask"], passage_states=states).logits
+    assert logits.shape == (1, 4)
+    torch.testing.assert_close(logits, cached, rtol=0, atol=0)
+
+
+def test_save_load_round_trip_and_reinit_with_another_split(tok, tmp_path):
+    model = DeFormerForSequenceClassification.from_backbone("minilm-l6", split_layer=0, num_labels=2).eval()
+    x = _inputs(tok, ["is it?"], ["it is."])
+    model.save_pretrained(tmp_path)
+    again = DeFormerForSequenceClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**x).logits, again(**x).logits, rtol=0, atol=0)
+    split = DeFormerForSequenceClassification.from_pretrained(tmp_path, split_layer=4)
+    assert split.config.split_layer == 4
+    torch.testing.assert_close(split.classifier.weight, model.classifier.weight)
+
+
+def test_bad_split_layer_is_refused():
+    with pytest.raises(ValueError, match="split_layer must be in 0..5"):
+        DeFormerModel.from_backbone("minilm-l6", split_layer=6)
