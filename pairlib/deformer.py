@@ -231,3 +231,102 @@ class DeFormerForMultipleChoice(_WithDeFormer):
 
 AutoConfig.register("deformer", DeFormerConfig, exist_ok=True)
 AutoModel.register(DeFormerConfig, DeFormerModel, exist_ok=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs and the passage cache
+
+
+def tokenize_segments(tokenizer, questions: list[str], passages: list[str], question_length: int,
+                      passage_length: int) -> dict[str, torch.Tensor]:
+    """DeFormer's two segments, each padded to a fixed length: `[CLS] q [SEP]` and `p [SEP]` (the passage's [CLS]
+    dropped, so that the joint sequence reads exactly like BERT's `[CLS] q [SEP] p [SEP]`)."""
+    q = tokenizer(questions, padding="max_length", truncation=True, max_length=question_length, return_tensors="pt")
+    p = tokenizer(passages, padding="max_length", truncation=True, max_length=passage_length + 1,
+                  return_tensors="pt")
+    return {"question_input_ids": q["input_ids"], "question_attention_mask": q["attention_mask"],
+            "passage_input_ids": p["input_ids"][:, 1:], "passage_attention_mask": p["attention_mask"][:, 1:]}
+
+
+def lower_layers_fingerprint(model: DeFormerPreTrainedModel) -> str:
+    """A hash of the weights a cached passage depends on (embeddings and the k lower layers)."""
+    import hashlib
+    base = model.deformer if hasattr(model, "deformer") else model
+    h = hashlib.sha1(str(base.split_layer).encode())
+    params = list(base.bert.embeddings.parameters()) + [p for layer in base.bert.encoder.layer[:base.split_layer]
+                                                        for p in layer.parameters()]
+    for p in params:
+        h.update(p.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class PassageCache:
+    """Passages encoded once up to layer k and stored on disk (safetensors, one tensor per passage, real tokens only).
+
+    Answering from the cache runs only the question's lower layers and the upper layers. The cache records which
+    weights it was built with and refuses a model whose lower layers differ. `dtype=torch.float16` halves the size
+    (DeFormer's paper stores bf16); float32 keeps cached answers bit-identical to uncached ones.
+    """
+
+    def __init__(self, path: str, tensors: dict[str, torch.Tensor], fingerprint: str) -> None:
+        self.path, self.tensors, self.fingerprint = path, tensors, fingerprint
+
+    @classmethod
+    @torch.inference_mode()
+    def build(cls, model: DeFormerPreTrainedModel, tokenizer, passages: dict[str, str], path: str,
+              passage_length: int, batch_size: int = 32, dtype: torch.dtype = torch.float32) -> "PassageCache":
+        from safetensors.torch import save_file
+        model.eval()
+        ids, texts = list(passages), list(passages.values())
+        tensors: dict[str, torch.Tensor] = {}
+        device = next(model.parameters()).device
+        for start in range(0, len(ids), batch_size):
+            enc = tokenize_segments(tokenizer, [""] * len(texts[start:start + batch_size]),
+                                    texts[start:start + batch_size], 2, passage_length)
+            mask = enc["passage_attention_mask"].to(device)
+            states = model.encode_passage(enc["passage_input_ids"].to(device), mask)
+            for pid, s, m in zip(ids[start:start + batch_size], states, mask):
+                tensors[pid] = s[: int(m.sum())].to(dtype).cpu().contiguous()
+        fingerprint = lower_layers_fingerprint(model)
+        save_file(tensors, path, metadata={"fingerprint": fingerprint, "passage_length": str(passage_length)})
+        return cls(path, tensors, fingerprint)
+
+    @classmethod
+    def load(cls, path: str) -> "PassageCache":
+        from safetensors import safe_open
+        with safe_open(path, framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            fingerprint = f.metadata()["fingerprint"]
+        return cls(path, tensors, fingerprint)
+
+    def check(self, model: DeFormerPreTrainedModel) -> None:
+        if lower_layers_fingerprint(model) != self.fingerprint:
+            raise ValueError(f"passage cache {self.path} was built with other lower-layer weights or another split "
+                             "layer; rebuild it with PassageCache.build for this model")
+
+    def batch(self, passage_ids: list[str], passage_length: int,
+              dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cached states padded to `passage_length` and their attention mask, ready for `passage_states=`."""
+        missing = [p for p in passage_ids if p not in self.tensors]
+        if missing:
+            raise KeyError(f"{len(missing)} passage(s) not in the cache {self.path}, e.g. {missing[:3]}")
+        hidden = next(iter(self.tensors.values())).shape[-1]
+        states = torch.zeros(len(passage_ids), passage_length, hidden, dtype=dtype)
+        mask = torch.zeros(len(passage_ids), passage_length, dtype=torch.long)
+        for i, pid in enumerate(passage_ids):
+            t = self.tensors[pid]
+            states[i, : len(t)] = t.to(dtype)
+            mask[i, : len(t)] = 1
+        return states, mask
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+
+    @property
+    def bytes_per_passage(self) -> float:
+        return self.bytes_total / max(len(self.tensors), 1)
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.bytes_total / max(sum(len(t) for t in self.tensors.values()), 1)

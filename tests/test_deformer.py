@@ -4,7 +4,7 @@ import torch
 
 from pairlib.backbone import load_backbone
 from pairlib.deformer import (DeFormerForMultipleChoice, DeFormerForQuestionAnswering,
-                              DeFormerForSequenceClassification, DeFormerModel)
+                              DeFormerForSequenceClassification, DeFormerModel, PassageCache, tokenize_segments)
 
 
 @pytest.fixture(scope="module")
@@ -13,11 +13,7 @@ def tok():
 
 
 def _inputs(tok, questions, passages, q_len=12, p_len=24):
-    q = tok(questions, padding="max_length", max_length=q_len, truncation=True, return_tensors="pt")
-    p = tok(passages, padding="max_length", max_length=p_len + 1, truncation=True, return_tensors="pt")
-    # the passage segment is `p [SEP]`: drop its [CLS]
-    return {"question_input_ids": q["input_ids"], "question_attention_mask": q["attention_mask"],
-            "passage_input_ids": p["input_ids"][:, 1:], "passage_attention_mask": p["attention_mask"][:, 1:]}
+    return tokenize_segments(tok, questions, passages, q_len, p_len)
 
 
 def test_split_layer_zero_is_the_original_model(tok):
@@ -89,3 +85,27 @@ def test_save_load_round_trip_and_reinit_with_another_split(tok, tmp_path):
 def test_bad_split_layer_is_refused():
     with pytest.raises(ValueError, match="split_layer must be in 0..5"):
         DeFormerModel.from_backbone("minilm-l6", split_layer=6)
+
+
+def test_passage_cache_on_disk_answers_like_uncached(tok, tmp_path):
+    model = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=4).eval()
+    passages = {"p1": "hamlet is a tragedy by shakespeare.", "p2": "the eiffel tower is in paris, france."}
+    cache = PassageCache.build(model, tok, passages, str(tmp_path / "c.safetensors"), passage_length=24)
+    cache = PassageCache.load(str(tmp_path / "c.safetensors"))
+    cache.check(model)
+    x = _inputs(tok, ["where is the tower?", "who wrote hamlet?"], [passages["p2"], passages["p1"]])
+    states, mask = cache.batch(["p2", "p1"], passage_length=24)
+    assert torch.equal(mask, x["passage_attention_mask"])
+    with torch.no_grad():
+        uncached = model(**x)
+        cached = model(question_input_ids=x["question_input_ids"], question_attention_mask=x["question_attention_mask"],
+                       passage_attention_mask=mask, passage_states=states)
+    real = mask.bool()
+    torch.testing.assert_close(cached.start_logits[real], uncached.start_logits[real], rtol=1e-5, atol=1e-5)
+    n_tokens = int(mask.sum())
+    assert cache.bytes_per_token == 384 * 4 and cache.bytes_per_passage == n_tokens * 384 * 4 / 2
+    other = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=3)
+    with pytest.raises(ValueError, match="rebuild it"):
+        cache.check(other)
+    with pytest.raises(KeyError, match="not in the cache"):
+        cache.batch(["p3"], 24)
