@@ -71,6 +71,17 @@ def hash_bucket(key: str, buckets: int = 100) -> int:
     return int(hashlib.md5(key.encode("utf-8")).hexdigest()[:8], 16) % buckets
 
 
+def split_by_hash(rows: list[dict], key: str, cuts: dict[str, int]) -> dict[str, datasets.Dataset]:
+    """Derive splits deterministically: a row goes to the first split whose cumulative cut exceeds the hash bucket
+    (0-99) of `row[key]`; rows sharing a key (a passage title, an article) always land in the same split."""
+    buckets = [hash_bucket(r[key]) for r in rows]
+    out, low = {}, 0
+    for split, high in cuts.items():
+        out[split] = _records([r for r, b in zip(rows, buckets) if low <= b < high])
+        low = high
+    return out
+
+
 def _records(rows: list[dict], features: datasets.Features | None = None) -> datasets.Dataset:
     if not rows:
         raise DataError("no rows were read")
@@ -288,10 +299,8 @@ def _boolq_rows(items: list[dict]) -> list[dict]:
 
 def _load_boolq(root: Path) -> datasets.DatasetDict:
     dev = _boolq_rows(_read_jsonl(root / "boolq/dev.jsonl.gz"))
-    in_train = [hash_bucket(r["title"]) < BOOLQ_TRAIN_BUCKETS for r in dev]
     return datasets.DatasetDict({
-        "train": _records([r for r, t in zip(dev, in_train) if t]),
-        "validation": _records([r for r, t in zip(dev, in_train) if not t]),
+        **split_by_hash(dev, "title", {"train": BOOLQ_TRAIN_BUCKETS, "validation": 100}),
         "fewglue32": _records(_boolq_rows(_read_jsonl(root / "boolq/fewglue_train32.jsonl.gz"))),
     })
 
@@ -325,10 +334,8 @@ def _race_rows(items: list[dict]) -> list[dict]:
 
 def _load_race(root: Path) -> datasets.DatasetDict:
     dev = _race_rows(_read_jsonl(root / "race/middle_dev.jsonl.gz"))
-    in_train = [hash_bucket(r["example_id"]) < RACE_TRAIN_BUCKETS for r in dev]
     return datasets.DatasetDict({
-        "train": _records([r for r, t in zip(dev, in_train) if t]),
-        "validation": _records([r for r, t in zip(dev, in_train) if not t]),
+        **split_by_hash(dev, "example_id", {"train": RACE_TRAIN_BUCKETS, "validation": 100}),
         "test": _records(_race_rows(_read_jsonl(root / "race/middle_test.jsonl.gz"))),
     })
 
@@ -365,10 +372,9 @@ def _ag_rows(rows: list[list[str]]) -> list[dict]:
 
 def _load_ag_news(root: Path) -> datasets.DatasetDict:
     train = _ag_rows(_read_csv(root / "ag_news/train_subset20000.csv.gz", header=True))
-    held = [hash_bucket(r["text"]) < AG_NEWS_VALIDATION_BUCKETS for r in train]
+    held = split_by_hash(train, "text", {"validation": AG_NEWS_VALIDATION_BUCKETS, "train": 100})
     return datasets.DatasetDict({
-        "train": _records([r for r, h in zip(train, held) if not h]),
-        "validation": _records([r for r, h in zip(train, held) if h]),
+        "train": held["train"], "validation": held["validation"],
         "test": _records(_ag_rows(_read_csv(root / "ag_news/test.csv.gz", header=False))),
     })
 
@@ -496,13 +502,8 @@ WEIBO_SPLIT_BUCKETS = (80, 90)  # hash bucket < 80 -> train, < 90 -> validation,
 
 def _load_weibo(root: Path) -> datasets.DatasetDict:
     rows = [{"text": t, "label": int(lab)} for lab, t in _read_csv(root / "weibo_senti_100k/test_split_23998.csv.gz")]
-    buckets = [hash_bucket(r["text"]) for r in rows]
     lo, hi = WEIBO_SPLIT_BUCKETS
-    return datasets.DatasetDict({
-        "train": _records([r for r, b in zip(rows, buckets) if b < lo]),
-        "validation": _records([r for r, b in zip(rows, buckets) if lo <= b < hi]),
-        "test": _records([r for r, b in zip(rows, buckets) if b >= hi]),
-    })
+    return datasets.DatasetDict(split_by_hash(rows, "text", {"train": lo, "validation": hi, "test": 100}))
 
 
 _register(Task(
