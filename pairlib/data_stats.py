@@ -43,17 +43,17 @@ def model_input_lengths(task: Task, ds: datasets.Dataset, tokenizer, batch_size:
         if task.kind == "multiple_choice":
             firsts = [f"{q} {o}" for q, opts in zip(batch["question"], batch["options"]) for o in opts]
             seconds = [a for a, opts in zip(batch["article"], batch["options"]) for _ in opts]
-            enc = tokenizer(firsts, seconds, add_special_tokens=True)["input_ids"]
+            enc = tokenizer(firsts, seconds, add_special_tokens=True, verbose=False)["input_ids"]
             per = [len(e) for e in enc]
             i = 0
             for opts in batch["options"]:
                 lengths.append(max(per[i:i + len(opts)]))
                 i += len(opts)
         elif len(cols) == 2:
-            enc = tokenizer(batch[cols[0]], batch[cols[1]], add_special_tokens=True)["input_ids"]
+            enc = tokenizer(batch[cols[0]], batch[cols[1]], add_special_tokens=True, verbose=False)["input_ids"]
             lengths.extend(len(e) for e in enc)
         else:
-            enc = tokenizer(batch[cols[0]], add_special_tokens=True)["input_ids"]
+            enc = tokenizer(batch[cols[0]], add_special_tokens=True, verbose=False)["input_ids"]
             lengths.extend(len(e) for e in enc)
     return np.asarray(lengths)
 
