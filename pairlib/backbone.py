@@ -14,7 +14,7 @@ import contextlib
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertTokenizerFast, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from .data import _hub_reachable
+from .data import hub_reachable
 
 DEFAULT_BACKBONE = "minilm-l6"
 
@@ -46,7 +46,7 @@ def resolve_backbone(name: str) -> str:
         return name
     except (OSError, ValueError):
         pass
-    if not _hub_reachable():
+    if not hub_reachable():
         raise BackboneError(
             f"unknown backbone {name!r}: not a built-in name ({', '.join(BUILTIN_BACKBONES)}), not a local folder, "
             "not in the Hugging Face cache, and the Hub is not reachable (offline or HF_HUB_OFFLINE=1). "

@@ -129,7 +129,7 @@ def list_tasks() -> list[str]:
     return list(TASKS)
 
 
-def _hub_reachable(timeout: float = 2.0) -> bool:
+def hub_reachable(timeout: float = 2.0) -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
     try:
@@ -146,7 +146,7 @@ def load_task(name: str, split: str | None = None, root: str | Path | None = Non
     missing = [f for f in task.files if not (root / f).exists()]
     if not missing:
         dd = task.load_local(root)
-    elif task.load_hub is not None and _hub_reachable():
+    elif task.load_hub is not None and hub_reachable():
         dd = task.load_hub()
     else:
         how = (f"or go online so that it loads from the Hub ({task.hub})" if task.load_hub
@@ -307,8 +307,7 @@ def _load_boolq(root: Path) -> datasets.DatasetDict:
 
 def _hub_boolq() -> datasets.DatasetDict:
     dd = datasets.load_dataset("google/boolq")
-    dd = dd.map(lambda r: {"label": int(r["answer"])}, remove_columns=["answer"])
-    return dd
+    return dd.map(lambda r: {"label": int(r["answer"])}, remove_columns=["answer"])
 
 
 _register(Task(
@@ -380,8 +379,7 @@ def _load_ag_news(root: Path) -> datasets.DatasetDict:
 
 
 def _hub_ag_news() -> datasets.DatasetDict:
-    dd = datasets.load_dataset("fancyzhx/ag_news")
-    return dd
+    return datasets.load_dataset("fancyzhx/ag_news")
 
 
 _register(Task(
