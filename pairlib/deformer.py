@@ -272,23 +272,38 @@ class PassageCache:
         self.path, self.tensors, self.fingerprint = path, tensors, fingerprint
 
     @classmethod
-    @torch.inference_mode()
     def build(cls, model: DeFormerPreTrainedModel, tokenizer, passages: dict[str, str], path: str,
               passage_length: int, batch_size: int = 32, dtype: torch.dtype = torch.float32) -> "PassageCache":
+        """Encode passage texts (id -> text), each truncated to `passage_length` tokens."""
+        enc = tokenize_segments(tokenizer, [""] * len(passages), list(passages.values()), 2, passage_length)
+        return cls.encode(model, list(passages), enc["passage_input_ids"], enc["passage_attention_mask"], path,
+                          batch_size, dtype)
+
+    @classmethod
+    def from_inputs(cls, model: DeFormerPreTrainedModel, passage_ids: list[str], input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor, path: str, batch_size: int = 32,
+                    dtype: torch.dtype = torch.float32) -> "PassageCache":
+        """Encode already tokenised passage segments (e.g. SQuAD windows); repeated ids are encoded once."""
+        first = {pid: i for i, pid in reversed(list(enumerate(passage_ids)))}
+        index = torch.tensor(list(first.values()), dtype=torch.long)
+        return cls.encode(model, list(first), input_ids[index], attention_mask[index], path, batch_size, dtype)
+
+    @classmethod
+    @torch.inference_mode()
+    def encode(cls, model: DeFormerPreTrainedModel, ids: list[str], input_ids: torch.Tensor,
+               attention_mask: torch.Tensor, path: str, batch_size: int = 32,
+               dtype: torch.dtype = torch.float32) -> "PassageCache":
         from safetensors.torch import save_file
         model.eval()
-        ids, texts = list(passages), list(passages.values())
         tensors: dict[str, torch.Tensor] = {}
         device = next(model.parameters()).device
         for start in range(0, len(ids), batch_size):
-            enc = tokenize_segments(tokenizer, [""] * len(texts[start:start + batch_size]),
-                                    texts[start:start + batch_size], 2, passage_length)
-            mask = enc["passage_attention_mask"].to(device)
-            states = model.encode_passage(enc["passage_input_ids"].to(device), mask)
+            mask = attention_mask[start:start + batch_size].to(device)
+            states = model.encode_passage(input_ids[start:start + batch_size].to(device), mask)
             for pid, s, m in zip(ids[start:start + batch_size], states, mask):
                 tensors[pid] = s[: int(m.sum())].to(dtype).cpu().contiguous()
         fingerprint = lower_layers_fingerprint(model)
-        save_file(tensors, path, metadata={"fingerprint": fingerprint, "passage_length": str(passage_length)})
+        save_file(tensors, path, metadata={"fingerprint": fingerprint, "passage_length": str(input_ids.shape[1])})
         return cls(path, tensors, fingerprint)
 
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import hashlib
 import json
 import os
 import subprocess
@@ -142,3 +143,26 @@ def read_claims(out_dir: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=list(CLAIM_COLUMNS))
     return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def artifact_dir(out_dir: str | Path, name: str, settings: dict[str, Any]) -> Path:
+    """A folder for a trained model under `<out_dir>/artifacts/` (not committed), named by a hash of the settings
+    that produced it, so a notebook re-run with the same settings finds (or resumes) it and changed settings never
+    pick up a stale model. The settings are written beside it."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    d = Path(out_dir) / "artifacts" / f"{name}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "settings.json").write_text(json.dumps(settings, indent=1, sort_keys=True, default=str) + "\n")
+    return d
+
+
+def verdict(ours: float, paper: float, tolerance: float, partly_tolerance: float,
+            higher_is_better: bool = True) -> str:
+    """'reproduced' when ours is at most `tolerance` worse than the paper's (better always counts), 'partly' when at
+    most `partly_tolerance` worse, else 'not reproduced'; NaN (not measured) gives 'not run'."""
+    if ours != ours or paper != paper:
+        return "not run"
+    shortfall = (paper - ours) if higher_is_better else (ours - paper)
+    if shortfall <= tolerance:
+        return "reproduced"
+    return "partly" if shortfall <= partly_tolerance else "not reproduced"
