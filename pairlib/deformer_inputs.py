@@ -33,6 +33,11 @@ class Segments:
     def rows(self, index) -> dict[str, torch.Tensor]:
         return {k: v[index] for k, v in self.tensors.items()}
 
+    def head(self, n: int) -> "Segments":
+        """The first n rows (e.g. the rows a benchmark times, so that only their passages need caching)."""
+        pick = lambda xs: xs[:n] if xs else xs  # noqa: E731
+        return Segments(self.rows(slice(0, n)), self.passage_ids[:n], pick(self.row_example), pick(self.offsets))
+
 
 class SegmentDataset(torch.utils.data.Dataset):
     """Rows of a `Segments` as dicts of tensors (the default collate stacks them into a batch)."""

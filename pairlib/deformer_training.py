@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import data, metrics
-from .deformer import (DeFormerForMultipleChoice, DeFormerForQuestionAnswering, DeFormerForSequenceClassification,
+from .deformer import (DeFormerForMultipleChoice, lower_layers_fingerprint, DeFormerForQuestionAnswering, DeFormerForSequenceClassification,
                        DeFormerPreTrainedModel)
 from .deformer_inputs import (SegmentDataset, Segments, best_spans, choice_segments, pair_segments,
                               squad_segments)
@@ -106,7 +106,7 @@ def predict(model: DeFormerPreTrainedModel, segments: Segments, batch_size: int 
     kind = kind or kind_of(model)
     device = next(model.parameters()).device
     chunks = []
-    for lo in tqdm(range(0, len(segments), batch_size), desc="predict", disable=not progress, mininterval=5):
+    for lo in tqdm(range(0, len(segments), batch_size), desc="predict", disable=not progress, mininterval=30):
         batch = {k: v.to(device) for k, v in model_inputs(segments.rows(slice(lo, lo + batch_size))).items()}
         chunks.append(output_logits(kind, model(**batch)).float().cpu())
     return torch.cat(chunks)
@@ -296,6 +296,15 @@ class Experiment:
         """The fine-tuned original model's weights loaded with k>0 and not trained further."""
         self.baseline()
         return self.task.load_model(self.original_dir, split_layer=split_layer)
+
+    def cache(self, model: DeFormerPreTrainedModel, rows: int | None = None):
+        """The evaluation passages (of the first `rows` rows, or all) encoded by `model` up to its layer k, on disk."""
+        from .deformer import PassageCache
+        segments = self.eval_segments if rows is None else self.eval_segments.head(rows)
+        path = self.artifact_dir(f"cache-k{model.config.split_layer}", fingerprint=lower_layers_fingerprint(model),
+                                 rows=rows) / "passages.safetensors"
+        return PassageCache.from_inputs(model, segments.passage_ids, segments.tensors["passage_input_ids"],
+                                        segments.tensors["passage_attention_mask"], str(path))
 
     def evaluate(self, model: DeFormerPreTrainedModel) -> dict[str, float]:
         return self.task.evaluate(model, self.eval_set, self.eval_segments, progress=self.progress)

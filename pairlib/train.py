@@ -156,7 +156,7 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
         skip = state["batch_in_epoch"]
         batches = acc.skip_first_batches(dl, skip) if skip else dl
         bar = tqdm(batches, total=len(dl), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not (config.progress and acc.is_local_main_process), mininterval=5, leave=True)
+                   disable=not (config.progress and acc.is_local_main_process), mininterval=30, leave=True)
         running = []
         for batch in bar:
             with acc.accumulate(model):

@@ -37,7 +37,9 @@ def test_peak_memory_counts_live_tensors():
         del a
         c = torch.ones(500)  # a is gone: peak stays 12,000
         return b.sum() + c.sum()
-    assert measure.peak_memory_bytes(fn)["tensor_peak"] == 12_000  # later scalars fit under the peak
+    mem = measure.peak_memory_bytes(fn)
+    assert mem["tensor_peak"] == 12_000  # later scalars fit under the peak
+    assert mem["tensor_total"] >= 4_000 + 8_000 + 2_000  # every tensor made, dead or alive
 
 
 def test_time_side_by_side_and_speedup():

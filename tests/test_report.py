@@ -40,3 +40,19 @@ def test_output_dir_honours_the_test_override(monkeypatch, tmp_path):
     monkeypatch.setenv("PAIRLIB_OUTPUTS", str(tmp_path))
     assert report.output_dir("cpu") == tmp_path / "cpu"
     assert report.output_dir("cpu", tmp_path / "x") == tmp_path / "x"
+
+
+def test_verdict_tolerances():
+    assert report.verdict(87.0, 88.0, tolerance=1.0, partly_tolerance=3.0) == "reproduced"
+    assert report.verdict(86.0, 88.0, tolerance=1.0, partly_tolerance=3.0) == "partly"
+    assert report.verdict(80.0, 88.0, tolerance=1.0, partly_tolerance=3.0) == "not reproduced"
+    assert report.verdict(90.0, 88.0, tolerance=0.0, partly_tolerance=0.0) == "reproduced"
+    assert report.verdict(2.0, 1.0, 0.5, 2.0, higher_is_better=False) == "partly"
+    assert report.verdict(float("nan"), 1.0, 0.5, 2.0) == "not run"
+
+
+def test_artifact_dir_is_named_by_its_settings(tmp_path):
+    a = report.artifact_dir(tmp_path, "m", {"lr": 1e-4, "k": 4})
+    assert a == report.artifact_dir(tmp_path, "m", {"k": 4, "lr": 1e-4})
+    assert a != report.artifact_dir(tmp_path, "m", {"k": 3, "lr": 1e-4})
+    assert json.loads((a / "settings.json").read_text()) == {"k": 4, "lr": 1e-4}

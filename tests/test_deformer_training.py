@@ -1,0 +1,91 @@
+"""DeFormer's training loss and cost measurement, on the real MiniLM weights with tiny inputs."""
+import pytest
+import torch
+
+from pairlib.backbone import load_tokenizer
+from pairlib.deformer import DeFormerForMultipleChoice, DeFormerForQuestionAnswering, PassageCache
+from pairlib.deformer_bench import CACHED, ORIGINAL, UNCACHED, benchmark, max_cached_difference, speedup_verdict
+from pairlib.deformer_inputs import choice_segments, squad_segments
+from pairlib.deformer_training import (PAPER_SQUAD_WEIGHTS, TASK_LOSS_ONLY, LossWeights, Recipe, deformer_loss,
+                                       joint_attention_mask, paper_split_layer)
+
+CONTEXT = "Hamlet is a tragedy written by William Shakespeare sometime between 1599 and 1601."
+
+
+@pytest.fixture(scope="module")
+def squad_batch():
+    tok = load_tokenizer("minilm-l6")
+    answer = "William Shakespeare"
+    seg = squad_segments(tok, ["who wrote hamlet?"] * 2, [CONTEXT] * 2, 8, 24, doc_stride=12,
+                         answer_starts=[CONTEXT.index(answer)] * 2, answer_texts=[answer] * 2)
+    return seg.rows(slice(0, 2))
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=0).eval()
+
+
+def test_same_weights_same_split_give_zero_kd_and_lrs(squad_batch, teacher):
+    loss, logs = deformer_loss("span", PAPER_SQUAD_WEIGHTS)(teacher, squad_batch, teacher)
+    assert logs["kd"] == pytest.approx(0.0, abs=1e-6) and logs["lrs"] == pytest.approx(0.0, abs=1e-8)
+    assert loss.item() == pytest.approx(0.7 * logs["task"], rel=1e-5)
+
+
+def test_split_student_differs_from_teacher_and_losses_switch_off(squad_batch, teacher, tmp_path):
+    teacher.save_pretrained(tmp_path)
+    student = DeFormerForQuestionAnswering.from_pretrained(tmp_path, split_layer=4).eval()
+    _, logs = deformer_loss("span", PAPER_SQUAD_WEIGHTS)(student, squad_batch, teacher)
+    assert logs["kd"] > 0 and logs["lrs"] > 0
+    _, logs = deformer_loss("span", TASK_LOSS_ONLY)(student, squad_batch, None)  # no teacher needed
+    assert set(logs) == {"task"}
+    with pytest.raises(ValueError, match="teacher"):
+        deformer_loss("span", LossWeights(kd=1.0))(student, squad_batch, None)
+
+
+def test_loss_weights_and_recipe_reject_bad_settings():
+    with pytest.raises(ValueError, match="not all zero"):
+        LossWeights(task=0.0)
+    with pytest.raises(ValueError, match="unknown recipe setting"):
+        Recipe.from_dict({"task": "squad", "question_length": 8, "passage_length": 8, "epoch": 3})
+    assert paper_split_layer(12) == 9 and paper_split_layer(6) == 4
+
+
+def test_choice_mask_has_one_row_per_option():
+    tok = load_tokenizer("minilm-l6")
+    seg = choice_segments(tok, ["q"] * 3, [["a", "b", "c", "d"]] * 3, ["art"] * 3, 6, 10, labels=[0, 1, 2])
+    assert joint_attention_mask("choice", seg.tensors).shape == (12, 16)
+
+
+def test_benchmark_reports_every_way_and_cached_equals_uncached(squad_batch, teacher, tmp_path):
+    teacher.save_pretrained(tmp_path / "m")
+    student = DeFormerForQuestionAnswering.from_pretrained(tmp_path / "m", split_layer=4).eval()
+    tok = load_tokenizer("minilm-l6")
+    seg = squad_segments(tok, ["who?", "when?"], [CONTEXT, CONTEXT], 8, 24, doc_stride=12)
+    cache = PassageCache.from_inputs(student, seg.passage_ids, seg.tensors["passage_input_ids"],
+                                     seg.tensors["passage_attention_mask"], str(tmp_path / "c.safetensors"))
+    assert len(cache.tensors) == len(set(seg.passage_ids))  # shared windows encoded once
+    assert max_cached_difference(student, seg, cache) == 0.0
+    latency, cost = benchmark(teacher, student, seg, cache, batch_sizes=(1, 2), warmup=1, repeats=2)
+    assert set(latency.model) == {ORIGINAL, UNCACHED, CACHED} and set(latency.batch) == {1, 2}
+    c = cost.set_index("model")
+    assert c.flops_ratio[ORIGINAL] == 1.0 and c.flops_ratio[CACHED] > c.flops_ratio[UNCACHED] > 1.0
+    assert c.memory_reduction[CACHED] > 0
+    assert teacher.config._attn_implementation == "sdpa"  # restored after counting FLOPs with eager attention
+    with pytest.raises(ValueError, match="at least 3 rows"):
+        benchmark(teacher, student, seg.head(2), cache, batch_sizes=(3,))
+
+
+def test_speedup_verdict():
+    assert speedup_verdict(3.0, 3.2, 3.5) == "reproduced"
+    assert speedup_verdict(1.9, 3.2, 2.2) == "partly"
+    assert speedup_verdict(1.2, 3.2, 2.2) == "not reproduced"
+
+
+def test_notebooks_sharing_squad_models_share_their_defaults():
+    """20, 23 and 24 reuse one another's trained models only if their SQuAD recipes are the same."""
+    import papermill as pm
+    from pairlib.run import NOTEBOOK_DIR
+    defaults = {nb: pm.inspect_notebook(str(NOTEBOOK_DIR / f"{nb}.ipynb"))["deformer_squad"]["default"]
+                for nb in ("20_deformer_squad", "23_deformer_split_sweep", "24_deformer_ablation")}
+    assert len(set(defaults.values())) == 1, defaults
