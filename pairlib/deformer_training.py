@@ -20,6 +20,7 @@ from .deformer import (DeFormerForMultipleChoice, lower_layers_fingerprint, DeFo
 from .deformer_inputs import (SegmentDataset, Segments, best_spans, choice_segments, pair_segments,
                               squad_segments)
 from .losses import kd_loss, lrs_loss, weighted_sum
+from .backbone import quiet_transformers
 from .train import TrainConfig, TrainResult, train
 
 HEADS = {"span": DeFormerForQuestionAnswering, "pair": DeFormerForSequenceClassification,
@@ -160,7 +161,8 @@ class DeFormerTask:
 
     def load_model(self, path: str | Path, split_layer: int | None = None) -> DeFormerPreTrainedModel:
         kw = {"split_layer": split_layer} if split_layer is not None else {}
-        return self.head.from_pretrained(path, **kw)
+        with quiet_transformers():
+            return self.head.from_pretrained(path, **kw)
 
     def score(self, logits: torch.Tensor, ds, segments: Segments) -> dict[str, float]:
         if self.kind == "span":

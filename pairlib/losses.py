@@ -5,6 +5,8 @@
 - `lrs_loss`: DeFormer's layer-wise representation similarity, the squared distance between the teacher's and the
   student's token representations in the upper layers, averaged over layers, real tokens and dimensions (the
   official code's MSE averaged over the upper layers).
+- `self_distillation_loss`: FastBERT's sum over the student classifiers of KL(student || teacher), as the paper
+  writes it (the teacher's distribution is a fixed target; unlabeled data is enough).
 - `weighted_sum`: DeFormer's total loss gamma * task + alpha * KD + beta * LRS, with the terms that are switched off
   left out entirely (the official sbert script crashes when distillation is off; this does not).
 """
@@ -59,3 +61,18 @@ def weighted_sum(terms: dict[str, torch.Tensor | None], weights: dict[str, float
     if total is None:
         raise ValueError("every loss weight is zero")
     return total, logs
+
+
+def self_distillation_loss(student_logits: Sequence[torch.Tensor], teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Sum over students of KL(p_s || p_t) = sum p_s (log p_s - log p_t), averaged over the batch."""
+    if not student_logits:
+        raise ValueError("need at least one student classifier")
+    t = F.log_softmax(teacher_logits.detach().float(), dim=-1)
+    total = None
+    for s_logits in student_logits:
+        if s_logits.shape != teacher_logits.shape:
+            raise ValueError(f"logit shapes differ: {tuple(s_logits.shape)} vs {tuple(teacher_logits.shape)}")
+        s = F.log_softmax(s_logits.float(), dim=-1)
+        kl = (s.exp() * (s - t)).sum(-1).mean()
+        total = kl if total is None else total + kl
+    return total
