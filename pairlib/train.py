@@ -95,9 +95,11 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def save_model(model: torch.nn.Module, path: Path) -> None:
+    from .backbone import quiet_transformers
     path.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "save_pretrained"):
-        model.save_pretrained(path)
+        with quiet_transformers():  # no "Writing model shards" bar in executed notebooks
+            model.save_pretrained(path)
     else:
         torch.save(model.state_dict(), path / "model.pt")
 

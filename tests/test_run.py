@@ -101,3 +101,17 @@ def test_from_starts_at_a_prefix(sandbox):
     assert [nb.stem for nb in run.select(start="10")] == ["10_b"]
     with pytest.raises(run.RunError, match="--from '20'"):
         run.select(start="20")
+
+
+def test_notebooks_sharing_a_recipe_share_its_defaults():
+    """Notebooks reuse one another's trained models (20/23/24, 30-33) only if a recipe parameter of the same name
+    has the same default in each of them."""
+    import papermill as pm
+    seen: dict[str, dict[str, str]] = {}
+    for nb in run.notebooks():
+        for name, p in pm.inspect_notebook(str(nb)).items():
+            if name.startswith(("deformer_", "fastbert_", "dipair_")):
+                seen.setdefault(name, {})[nb.stem] = p["default"]
+    assert seen, "no recipe parameters found"
+    for name, defaults in seen.items():
+        assert len(set(defaults.values())) == 1, f"{name} differs between notebooks: {defaults}"

@@ -1,0 +1,43 @@
+"""FastBERT's two steps on a few real AG News examples: distillation leaves the backbone and the teacher alone."""
+import pytest
+import torch
+
+from pairlib.fastbert_training import FastBertExperiment, FastBertRecipe
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    recipe = FastBertRecipe(task="ag_news", max_length=32, train_examples=32, eval_examples=16, epochs=1,
+                            distill_epochs=1, batch_size=16)
+    return FastBertExperiment(recipe, "minilm-l6", tmp_path_factory.mktemp("fb"), progress=False)
+
+
+def test_distillation_trains_only_the_students(experiment):
+    fine_tuned, distilled = experiment.fine_tuned(), experiment.distilled()
+    before, after = fine_tuned.state_dict(), distilled.state_dict()
+    last = fine_tuned.config.num_hidden_layers - 1
+    for name in before:
+        same = torch.equal(before[name], after[name])
+        if name.startswith(("bert.", f"classifiers.{last}.")):
+            assert same, f"{name} changed during distillation"
+    assert any(not torch.equal(before[n], after[n]) for n in before if n.startswith("classifiers.0."))
+    assert experiment.records[-1]["lr"] == experiment.recipe.distill_lr
+
+
+def test_speed_sweep_reports_cost_and_speed_zero_is_the_teacher(experiment):
+    model = experiment.distilled()
+    sweep = experiment.speed_sweep(model, [0.0, 1.0]).set_index("speed")
+    assert sweep.mean_exit_layer[0.0] == model.config.num_hidden_layers - 1
+    teacher = model(**{k: experiment.eval_tensors[k] for k in ("input_ids", "attention_mask", "token_type_ids")})
+    assert sweep.accuracy[0.0] == experiment.accuracy(teacher.logits.argmax(-1))
+    assert sweep.flops_speedup[1.0] >= sweep.flops_speedup[0.0]
+
+
+def test_chinese_task_with_an_english_backbone_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="Chinese"):
+        FastBertExperiment(FastBertRecipe(task="chnsenticorp"), "minilm-l6", tmp_path)
+
+
+def test_unknown_recipe_setting_is_refused():
+    with pytest.raises(ValueError, match="unknown recipe setting"):
+        FastBertRecipe.from_dict({"task": "ag_news", "distil_lr": 1e-4})
