@@ -69,6 +69,28 @@ def load_backbone(name: str = DEFAULT_BACKBONE, num_layers: int | None = None,
     return model, load_tokenizer(name)
 
 
+def config_settings(config) -> dict:
+    """A backbone's architecture settings, to build a method's own config class around the same weights (model
+    type and label maps left out: the method sets its own)."""
+    skip = ("model_type", "architectures", "id2label", "label2id", "transformers_version")
+    return {k: v for k, v in config.to_dict().items() if k not in skip}
+
+
+def init_bert_weights(module, std: float) -> None:
+    """BERT's initialisation for the layers a method adds (heads, projections); pretrained layers are overwritten
+    by the backbone's weights afterwards."""
+    from torch import nn
+    if isinstance(module, nn.Linear):
+        module.weight.data.normal_(mean=0.0, std=std)
+        if module.bias is not None:
+            module.bias.data.zero_()
+    elif isinstance(module, nn.Embedding):
+        module.weight.data.normal_(mean=0.0, std=std)
+    elif isinstance(module, nn.LayerNorm):
+        module.bias.data.zero_()
+        module.weight.data.fill_(1.0)
+
+
 @contextlib.contextmanager
 def quiet_transformers():
     """Silence transformers' per-load weight report and progress bar, which would flood executed notebooks (the

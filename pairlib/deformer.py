@@ -21,7 +21,7 @@ from transformers import AutoConfig, AutoModel, BertConfig, BertModel, PreTraine
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
 
-from .backbone import load_backbone
+from .backbone import config_settings, init_bert_weights, load_backbone
 
 
 class DeFormerConfig(BertConfig):
@@ -49,21 +49,13 @@ class DeFormerPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
-            if module.bias is not None:
-                module.bias.data.zero_()
-        elif isinstance(module, nn.Embedding):
-            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
-        elif isinstance(module, nn.LayerNorm):
-            module.bias.data.zero_()
-            module.weight.data.fill_(1.0)
+        init_bert_weights(module, self.config.initializer_range)
 
     @classmethod
     def from_backbone(cls, name: str = "minilm-l6", split_layer: int = 0, **config_kwargs):
         """A new model whose encoder holds a pretrained backbone's weights (the heads are freshly initialised)."""
         bert, _ = load_backbone(name)
-        settings = {k: v for k, v in bert.config.to_dict().items() if k not in ("model_type", "architectures")}
+        settings = config_settings(bert.config)
         settings.update(config_kwargs)
         model = cls(DeFormerConfig(split_layer=split_layer, **settings))
         model.deformer.bert.load_state_dict(bert.state_dict())

@@ -7,8 +7,8 @@ position and segment embeddings over the m+n tokens, and runs a small transforme
 FFNN; the first token gives the score. Scoring from cached states costs only the head, which is where the paper's
 >350x speedup over a cross-encoder comes from.
 
-Also here, the baselines the paper compares with: dual encoders scored by the cosine of mean-pooled embeddings
-(DE-Cos) or by an FFNN over the two embeddings (DE-FFNN).
+Also here, the models the paper compares with: the cross-encoder teacher (and small cross-encoders), and dual
+encoders scored by the cosine of mean-pooled embeddings (DE-Cos) or by an FFNN over the two embeddings (DE-FFNN).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from torch import nn
 from transformers import AutoConfig, BertConfig, BertModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .backbone import load_backbone
+from .backbone import config_settings, init_bert_weights, load_backbone
 
 HEADS = ("transformer", "ffnn")
 
@@ -86,22 +86,18 @@ class _PairPreTrained(PreTrainedModel):
     _supports_sdpa = True
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
-            if module.bias is not None:
-                module.bias.data.zero_()
-        elif isinstance(module, nn.Embedding):
-            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
-        elif isinstance(module, nn.LayerNorm):
-            module.bias.data.zero_()
-            module.weight.data.fill_(1.0)
+        init_bert_weights(module, self.config.initializer_range)
+
+
+
+class TwoEncoderModel(_PairPreTrained):
+    """A query encoder and a passage encoder (one module when shared), each reading its text alone."""
 
     @classmethod
     def from_backbone(cls, name: str = "minilm-l6", **config_kwargs):
         """Both encoders start from the backbone's weights; the head and projections are new."""
         bert, _ = load_backbone(name)
-        skip = ("model_type", "architectures", "id2label", "label2id")
-        settings = {k: v for k, v in bert.config.to_dict().items() if k not in skip}
+        settings = config_settings(bert.config)
         settings.update(config_kwargs)
         model = cls(cls.config_class(**settings))
         model.query_encoder.load_state_dict(bert.state_dict())
@@ -124,7 +120,7 @@ class _PairPreTrained(PreTrainedModel):
         return ("query_encoder.",) if self.config.shared_encoders else ("query_encoder.", "separate_passage_encoder.")
 
 
-class DiPairModel(_PairPreTrained):
+class DiPairModel(TwoEncoderModel):
     config_class = DiPairConfig
     base_model_prefix = "dipair"
 
@@ -174,7 +170,7 @@ class DualEncoderConfig(BertConfig):
         self.scorer, self.shared_encoders, self.ffnn_dim = scorer, shared_encoders, ffnn_dim
 
 
-class DualEncoder(_PairPreTrained):
+class DualEncoder(TwoEncoderModel):
     """DE-Cos (cosine of mean-pooled embeddings, scaled to the teacher's logit range) or DE-FFNN (an FFNN over
     [u, v, |u - v|, u * v])."""
 
@@ -217,3 +213,41 @@ class DualEncoder(_PairPreTrained):
 
 AutoConfig.register("dipair", DiPairConfig, exist_ok=True)
 AutoConfig.register("pair-dual-encoder", DualEncoderConfig, exist_ok=True)
+
+
+class CrossEncoderConfig(BertConfig):
+    model_type = "pair-cross-encoder"
+
+
+class CrossEncoder(_PairPreTrained):
+    """The teacher (and the small cross-encoder baselines): `[CLS] query [SEP] passage [SEP]` through the whole
+    encoder, a score from [CLS]. Every pair costs a full forward pass, which is what DiPair avoids."""
+
+    config_class = CrossEncoderConfig
+    base_model_prefix = "cross_encoder"
+
+    def __init__(self, config: CrossEncoderConfig) -> None:
+        super().__init__(config)
+        self.encoder = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.score = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    @classmethod
+    def from_backbone(cls, name: str = "minilm-l6", num_layers: int | None = None, **config_kwargs):
+        """The backbone's first `num_layers` layers (all by default) and a new scoring layer."""
+        bert, _ = load_backbone(name, num_layers=num_layers)
+        settings = config_settings(bert.config)
+        settings.update(config_kwargs)
+        model = cls(CrossEncoderConfig(**settings))
+        model.encoder.load_state_dict(bert.state_dict())
+        return model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None, **_) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+        return self.score(self.dropout(hidden[:, 0])).squeeze(-1)
+
+
+AutoConfig.register("pair-cross-encoder", CrossEncoderConfig, exist_ok=True)

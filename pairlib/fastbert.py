@@ -21,7 +21,7 @@ from transformers import AutoConfig, BertConfig, BertModel, PreTrainedModel
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
 
-from .backbone import load_backbone
+from .backbone import config_settings, init_bert_weights, load_backbone
 from .measure import bert_layer_flops, linear_flops
 
 
@@ -90,15 +90,7 @@ class FastBertForSequenceClassification(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
-            if module.bias is not None:
-                module.bias.data.zero_()
-        elif isinstance(module, nn.Embedding):
-            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
-        elif isinstance(module, nn.LayerNorm):
-            module.bias.data.zero_()
-            module.weight.data.fill_(1.0)
+        init_bert_weights(module, self.config.initializer_range)
 
     @classmethod
     def from_backbone(cls, name: str = "minilm-l6", num_labels: int = 2, num_layers: int | None = None,
@@ -106,8 +98,7 @@ class FastBertForSequenceClassification(PreTrainedModel):
         """Pretrained encoder weights from a backbone (its first `num_layers` only, for the fixed-depth
         baselines), fresh classifiers."""
         bert, _ = load_backbone(name, num_layers=num_layers)
-        skip = ("model_type", "architectures", "id2label", "label2id")
-        settings = {k: v for k, v in bert.config.to_dict().items() if k not in skip}
+        settings = config_settings(bert.config)
         settings.update(config_kwargs, num_labels=num_labels)
         model = cls(FastBertConfig(**settings))
         model.bert.load_state_dict(bert.state_dict())

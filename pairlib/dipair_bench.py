@@ -1,0 +1,81 @@
+"""What scoring a pair costs each model, measured side by side in one process (DiPair's speed claims).
+
+As in the paper, DiPair, DE-Cos and DE-FFNN score from cached encoder outputs (the head alone runs), while a
+cross-encoder runs in full for every pair. Because caching moves the encoders' cost rather than removing it, the
+end-to-end cost of scoring Q queries against P passages is also given, from measured unit costs:
+cross-encoder Q*P*t_pair; DiPair Q*t_query + P*t_passage + Q*P*t_head.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from .dipair import CrossEncoder, DiPairModel, DualEncoder
+from .measure import hardware_label, time_side_by_side
+
+QUERY_KEYS = ("query_input_ids", "query_attention_mask")
+PASSAGE_KEYS = ("passage_input_ids", "passage_attention_mask")
+CROSS_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _rows(tensors: dict[str, torch.Tensor], keys, n: int) -> dict[str, torch.Tensor]:
+    return {k: tensors[k][:n] for k in keys}
+
+
+@torch.inference_mode()
+def scoring_fn(model: torch.nn.Module, tensors: dict[str, torch.Tensor], n: int) -> Callable[[], torch.Tensor]:
+    """A zero-argument call scoring the first n pairs the way the model is served: cross-encoders from text,
+    two-encoder models from their cached sides (encoded here, before timing)."""
+    model.eval()
+    if isinstance(model, CrossEncoder):
+        inputs = _rows(tensors, CROSS_KEYS, n)
+        return lambda: model(**inputs)
+    if isinstance(model, (DiPairModel, DualEncoder)):
+        q = model.encode_query(*_rows(tensors, QUERY_KEYS, n).values())
+        p = model.encode_passage(*_rows(tensors, PASSAGE_KEYS, n).values())
+        return lambda: model.score(q, p)
+    raise TypeError(f"cannot time {type(model).__name__}")
+
+
+@torch.inference_mode()
+def scoring_speed(models: dict[str, torch.nn.Module], tensors: dict[str, torch.Tensor], baseline: str,
+                  batch_sizes: tuple[int, ...] = (1, 256), repeats: int = 10) -> pd.DataFrame:
+    """Pairs per second of each model at each batch size, and the speedup over `baseline` (the teacher)."""
+    n = len(tensors["input_ids"])
+    rows = []
+    for b in batch_sizes:
+        if b > n:
+            raise ValueError(f"need at least {b} pairs to time batch {b}, got {n}")
+        timings = time_side_by_side({name: scoring_fn(m, tensors, b) for name, m in models.items()}, b,
+                                    warmup=2, repeats=repeats)
+        base = timings[baseline].median_s
+        for name, t in timings.items():
+            rows.append({"hardware": hardware_label(), "batch": b, "model": name, "ms_per_pair": t.per_example_ms,
+                         "pairs_per_s": t.examples_per_s, "speedup_vs_teacher": base / t.median_s})
+    return pd.DataFrame(rows)
+
+
+@torch.inference_mode()
+def unit_costs(dipair: DiPairModel, teacher: CrossEncoder, tensors: dict[str, torch.Tensor], batch: int = 64,
+               repeats: int = 5) -> dict[str, float]:
+    """Seconds per query encoded, per passage encoded, per pair scored by the head, per pair scored by the
+    teacher; batched, side by side."""
+    q_in, p_in = _rows(tensors, QUERY_KEYS, batch), _rows(tensors, PASSAGE_KEYS, batch)
+    fns = {"query": lambda: dipair.encode_query(*q_in.values()),
+           "passage": lambda: dipair.encode_passage(*p_in.values()),
+           "head": scoring_fn(dipair, tensors, batch), "teacher": scoring_fn(teacher, tensors, batch)}
+    return {k: t.median_s / batch for k, t in time_side_by_side(fns, batch, warmup=1, repeats=repeats).items()}
+
+
+def amortised_cost(units: dict[str, float], queries: list[int], passages: list[int]) -> pd.DataFrame:
+    """End-to-end seconds to score every query against every passage, encoding included once per text."""
+    rows = []
+    for q in queries:
+        for p in passages:
+            cross = q * p * units["teacher"]
+            dipair = q * units["query"] + p * units["passage"] + q * p * units["head"]
+            rows.append({"queries": q, "passages": p, "pairs": q * p, "cross_encoder_s": cross, "dipair_s": dipair,
+                         "speedup": cross / dipair})
+    return pd.DataFrame(rows)

@@ -1,0 +1,50 @@
+"""DiPair's experiment pieces: the pool, whole-query sampling, stage 1 freezing the encoders, amortised cost."""
+import pytest
+import torch
+
+from pairlib import data
+from pairlib.dipair_bench import amortised_cost
+from pairlib.dipair_training import DiPairExperiment, DiPairRecipe, distillation_pool, score_loss, whole_queries
+
+
+@pytest.fixture(scope="module")
+def q2p():
+    return data.load_task("squad_q2p")
+
+
+def test_pool_pairs_each_query_with_its_own_passage_first_and_is_deterministic(q2p):
+    pool = distillation_pool(q2p["validation"], queries=5, passages_per_query=4, seed=1)
+    assert len(pool) == 20 and pool.query_id.nunique() == 5
+    own = q2p["validation"].filter(lambda r: r["label"] == 1).to_pandas().set_index("query_id").passage_id
+    for qid, g in pool.groupby("query_id", sort=False):
+        assert g.passage_id.iloc[0] == own[qid] and g.passage_id.is_unique
+    assert pool.equals(distillation_pool(q2p["validation"], queries=5, passages_per_query=4, seed=1))
+
+
+def test_whole_queries_keeps_every_candidate_of_a_query(q2p):
+    sample = whole_queries(q2p["test"], 30)
+    counts = sample.to_pandas().groupby("query_id").size()
+    assert (counts == 3).all() and len(sample) == 30
+
+
+def test_stage_one_trains_only_the_new_layers(tmp_path):
+    recipe = DiPairRecipe(train_examples=16, eval_examples=9, pool_queries=4, pool_passages=2, query_length=8,
+                          passage_length=16, cross_length=24, max_steps=1)
+    exp = DiPairExperiment(recipe, "minilm-l6", tmp_path, progress=False)
+    from pairlib.dipair import DiPairModel
+    model = DiPairModel.from_backbone("minilm-l6", query_tokens=2, passage_tokens=4, head_dim=32, head_heads=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    stage1 = exp._fit("s1", model, exp.pool(), score_loss,
+                      1, 1e-3, frozen=model.encoder_prefixes)
+    after = stage1.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("query_encoder."))
+    assert not torch.equal(before["query_projection.weight"], after["query_projection.weight"])
+    with pytest.raises(ValueError, match="schedule"):
+        exp.distil("x", model, schedule="three-stage")
+
+
+def test_amortised_cost_follows_the_formula():
+    units = {"query": 0.01, "passage": 0.02, "head": 0.0001, "teacher": 0.03}
+    row = amortised_cost(units, [10], [100]).iloc[0]
+    assert row.cross_encoder_s == pytest.approx(10 * 100 * 0.03)
+    assert row.dipair_s == pytest.approx(10 * 0.01 + 100 * 0.02 + 1000 * 0.0001)
