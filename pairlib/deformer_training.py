@@ -21,7 +21,7 @@ from .deformer_inputs import (SegmentDataset, Segments, best_spans, choice_segme
                               squad_segments)
 from .losses import kd_loss, lrs_loss, weighted_sum
 from .backbone import quiet_transformers
-from .train import TrainConfig, TrainResult, train
+from .train import RecipeBase, TrainConfig, TrainResult, train
 
 HEADS = {"span": DeFormerForQuestionAnswering, "pair": DeFormerForSequenceClassification,
          "choice": DeFormerForMultipleChoice}
@@ -205,7 +205,7 @@ def run_record(result: TrainResult, weights: LossWeights, split_layer: int, exam
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(RecipeBase):
     """Everything that decides what is trained and evaluated, so that notebooks sharing a recipe (20, 23, 24) share
     its trained models: each model lives in a folder named by a hash of the settings it depends on."""
 
@@ -223,14 +223,6 @@ class Recipe:
     warmup_ratio: float = 0.1
     seed: int = 42
     max_steps: int | None = None
-
-    @classmethod
-    def from_dict(cls, settings: dict) -> "Recipe":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(settings) - known
-        if unknown:
-            raise ValueError(f"unknown recipe setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**settings)
 
 
 def paper_split_layer(num_layers: int) -> int:

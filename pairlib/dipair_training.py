@@ -20,13 +20,13 @@ from tqdm import tqdm
 from . import data, metrics
 from .backbone import load_tokenizer, quiet_transformers
 from .dipair import CrossEncoder, DiPairModel, DualEncoder, TwoEncoderModel
-from .train import TrainConfig, train
+from .train import RecipeBase, TensorDictDataset, TrainConfig, train
 
 SCHEDULES = ("two-stage", "end-to-end")
 
 
 @dataclass(frozen=True)
-class DiPairRecipe:
+class DiPairRecipe(RecipeBase):
     task: str = "squad_q2p"
     query_length: int = 32  # the paper's query encoder length
     passage_length: int = 128  # the paper's passage encoder length
@@ -47,23 +47,6 @@ class DiPairRecipe:
     seed: int = 42
     max_steps: int | None = None
 
-    @classmethod
-    def from_dict(cls, settings: dict) -> "DiPairRecipe":
-        unknown = set(settings) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown recipe setting(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**settings)
-
-
-class PairDataset(torch.utils.data.Dataset):
-    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {k: v[i] for k, v in self.tensors.items()}
 
 
 def encode_pairs(tokenizer, queries: list[str], passages: list[str], query_length: int, passage_length: int,
@@ -169,10 +152,11 @@ class DiPairExperiment:
         config = TrainConfig(output_dir=str(out), epochs=epochs, lr=lr, batch_size=r.batch_size,
                              warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
                              progress=self.progress)
-        result = train(model, PairDataset(tensors), None, loss_fn, config)
+        dataset = TensorDictDataset(tensors)
+        result = train(model, dataset, None, loss_fn, config)
         with quiet_transformers():
             trained = type(model).from_pretrained(result.best_dir)
-        self.records.append({"model": name, "stage": stage, "folder": out.name, "pairs": len(PairDataset(tensors)),
+        self.records.append({"model": name, "stage": stage, "folder": out.name, "pairs": len(dataset),
                              "epochs": epochs, "lr": lr, "steps": result.global_step,
                              "train_seconds": round(result.seconds, 1),
                              "final_train_loss": result.history[-1]["train_loss"] if result.history else None})

@@ -20,11 +20,11 @@ from . import data, metrics
 from .backbone import load_tokenizer, quiet_transformers
 from .fastbert import FastBertForSequenceClassification, full_model_flops, sample_flops
 from .losses import self_distillation_loss
-from .train import TrainConfig, TrainResult, train
+from .train import RecipeBase, TensorDictDataset, TrainConfig, TrainResult, train
 
 
 @dataclass(frozen=True)
-class FastBertRecipe:
+class FastBertRecipe(RecipeBase):
     task: str
     max_length: int = 128
     train_examples: int | None = None  # a fixed sample of the train split (seed 0); None: all
@@ -39,23 +39,6 @@ class FastBertRecipe:
     seed: int = 42
     max_steps: int | None = None
 
-    @classmethod
-    def from_dict(cls, settings: dict) -> "FastBertRecipe":
-        unknown = set(settings) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown recipe setting(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**settings)
-
-
-class EncodedDataset(torch.utils.data.Dataset):
-    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(next(iter(self.tensors.values())))
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {k: v[i] for k, v in self.tensors.items()}
 
 
 def encode(tokenizer, ds, text_columns: tuple[str, ...], max_length: int) -> dict[str, torch.Tensor]:
@@ -115,7 +98,7 @@ class FastBertExperiment:
         config = TrainConfig(output_dir=str(out), epochs=epochs, lr=lr, batch_size=r.batch_size,
                              warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
                              progress=self.progress)
-        result: TrainResult = train(model, EncodedDataset(self.train_tensors), None, loss_fn, config)
+        result: TrainResult = train(model, TensorDictDataset(self.train_tensors), None, loss_fn, config)
         with quiet_transformers():
             trained = FastBertForSequenceClassification.from_pretrained(result.best_dir)
         self.records.append({"model": name, "folder": out.name, "layers": trained.config.num_hidden_layers,

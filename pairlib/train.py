@@ -72,6 +72,34 @@ class TrainResult:
     resumed_from_step: int = 0
 
 
+class RecipeBase:
+    """Settings dataclasses that notebooks pass as one dict parameter: a misspelt key is an error, not ignored."""
+
+    @classmethod
+    def from_dict(cls, settings: dict):
+        known = set(cls.__dataclass_fields__)
+        unknown = set(settings) - known
+        if unknown:
+            raise ValueError(f"unknown recipe setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**settings)
+
+
+class TensorDictDataset(torch.utils.data.Dataset):
+    """Rows of a dict of equally long tensors, as dicts (the default collate stacks them back into a batch)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        lengths = {len(v) for v in tensors.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"tensors of different lengths: { {k: len(v) for k, v in tensors.items()} }")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.tensors.items()}
+
+
 def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:
     """Set requires_grad=False on parameters whose name starts with a prefix; returns how many were frozen."""
     n = 0
