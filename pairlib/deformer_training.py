@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data, metrics
-from .deformer import (DeFormerForMultipleChoice, lower_layers_fingerprint, DeFormerForQuestionAnswering, DeFormerForSequenceClassification,
-                       DeFormerPreTrainedModel)
+from .deformer import (DeFormerForMultipleChoice, DeFormerForQuestionAnswering, DeFormerForSequenceClassification,
+                       DeFormerPreTrainedModel, lower_layers_fingerprint)
 from .deformer_inputs import (SegmentDataset, Segments, best_spans, choice_segments, pair_segments,
                               squad_segments)
 from .losses import kd_loss, lrs_loss, weighted_sum
@@ -117,7 +117,8 @@ def kind_of(model: torch.nn.Module) -> str:
     for kind, cls in HEADS.items():
         if isinstance(model, cls):
             return kind
-    raise TypeError(f"{type(model).__name__} is not a DeFormer task model ({', '.join(c.__name__ for c in HEADS.values())})")
+    names = ", ".join(c.__name__ for c in HEADS.values())
+    raise TypeError(f"{type(model).__name__} is not a DeFormer task model ({names})")
 
 
 class DeFormerTask:
