@@ -177,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pairlib", description="Run pairlib's notebooks with papermill.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="show notebooks and profiles")
+    rd = sub.add_parser("readme", help="regenerate the README's claims table from outputs/<profile>/claims.csv")
+    rd.add_argument("--profile", default="cpu")
     r = sub.add_parser("run", help="execute notebooks in order with a profile's parameters")
     r.add_argument("--profile", default="smoke", help="params/<profile>.yaml (default: smoke)")
     r.add_argument("--only", nargs="+", default=(), metavar="PATTERN", help="notebooks to run (glob or prefix)")
@@ -189,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.cmd == "list":
             list_cmd()
+        elif args.cmd == "readme":
+            from .report import REPO_ROOT, update_readme
+            changed = update_readme(REPO_ROOT / "README.md", REPO_ROOT / "outputs" / args.profile)
+            print("README.md updated" if changed else "README.md already up to date")
         else:
             run(args.profile, args.only, args.start, args.resume, args.output_root, not args.no_progress)
     except RunError as e:
