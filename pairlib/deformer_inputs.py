@@ -39,19 +39,6 @@ class Segments:
         return Segments(self.rows(slice(0, n)), self.passage_ids[:n], pick(self.row_example), pick(self.offsets))
 
 
-class SegmentDataset(torch.utils.data.Dataset):
-    """Rows of a `Segments` as dicts of tensors (the default collate stacks them into a batch)."""
-
-    def __init__(self, segments: Segments) -> None:
-        self.segments = segments
-
-    def __len__(self) -> int:
-        return len(self.segments)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.segments.rows(i)
-
-
 def _check_lengths(question_length: int, passage_length: int) -> None:
     if question_length < 3 or passage_length < 2:
         raise ValueError(f"question_length must be >= 3 and passage_length >= 2 (room for special tokens), got "

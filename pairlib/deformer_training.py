@@ -17,11 +17,11 @@ from tqdm import tqdm
 from . import data, metrics
 from .deformer import (DeFormerForMultipleChoice, DeFormerForQuestionAnswering, DeFormerForSequenceClassification,
                        DeFormerPreTrainedModel, lower_layers_fingerprint)
-from .deformer_inputs import (SegmentDataset, Segments, best_spans, choice_segments, pair_segments,
+from .deformer_inputs import (Segments, best_spans, choice_segments, pair_segments,
                               squad_segments)
 from .losses import kd_loss, lrs_loss, weighted_sum
 from .backbone import quiet_transformers
-from .train import RecipeBase, TrainConfig, TrainResult, train
+from .train import RecipeBase, TensorDictDataset, TrainConfig, TrainResult, train_and_reload
 
 HEADS = {"span": DeFormerForQuestionAnswering, "pair": DeFormerForSequenceClassification,
          "choice": DeFormerForMultipleChoice}
@@ -188,10 +188,10 @@ def fine_tune(task: DeFormerTask, model: DeFormerPreTrainedModel, train_segments
     """
     config = TrainConfig(output_dir=str(output_dir), epochs=epochs, lr=lr, batch_size=batch_size,
                          warmup_ratio=warmup_ratio, seed=seed, max_steps=max_steps, progress=progress)
-    result = train(model, SegmentDataset(train_segments), None, deformer_loss(task.kind, weights), config,
-                   teacher=teacher if weights.needs_teacher else None)
-    trained = task.load_model(result.best_dir, split_layer=model.config.split_layer)
-    return trained, result
+    k = model.config.split_layer
+    return train_and_reload(model, TensorDictDataset(train_segments.tensors), deformer_loss(task.kind, weights),
+                            config, teacher=teacher if weights.needs_teacher else None,
+                            load=lambda path: task.load_model(path, split_layer=k))
 
 
 def run_record(result: TrainResult, weights: LossWeights, split_layer: int, examples: int) -> dict:

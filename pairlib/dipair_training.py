@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data, metrics
-from .backbone import load_tokenizer, quiet_transformers
+from .backbone import load_tokenizer
 from .dipair import CrossEncoder, DiPairModel, DualEncoder, TwoEncoderModel
-from .train import RecipeBase, TensorDictDataset, TrainConfig, train
+from .train import RecipeBase, TensorDictDataset, TrainConfig, train_and_reload
 
 SCHEDULES = ("two-stage", "end-to-end")
 
@@ -153,14 +153,12 @@ class DiPairExperiment:
                              warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
                              progress=self.progress)
         dataset = TensorDictDataset(tensors)
-        result = train(model, dataset, None, loss_fn, config)
-        with quiet_transformers():
-            trained = type(model).from_pretrained(result.best_dir)
+        trained, result = train_and_reload(model, dataset, loss_fn, config)
         self.records.append({"model": name, "stage": stage, "folder": out.name, "pairs": len(dataset),
                              "epochs": epochs, "lr": lr, "steps": result.global_step,
                              "train_seconds": round(result.seconds, 1),
                              "final_train_loss": result.history[-1]["train_loss"] if result.history else None})
-        return trained.eval()
+        return trained
 
     def teacher(self) -> CrossEncoder:
         """The full backbone as a cross-encoder, fine-tuned on the labelled pairs."""

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data, metrics
-from .backbone import load_tokenizer, quiet_transformers
+from .backbone import load_tokenizer
 from .fastbert import FastBertForSequenceClassification, full_model_flops, sample_flops
 from .losses import self_distillation_loss
-from .train import RecipeBase, TensorDictDataset, TrainConfig, TrainResult, train
+from .train import RecipeBase, TensorDictDataset, TrainConfig, train_and_reload
 
 
 @dataclass(frozen=True)
@@ -98,14 +98,12 @@ class FastBertExperiment:
         config = TrainConfig(output_dir=str(out), epochs=epochs, lr=lr, batch_size=r.batch_size,
                              warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
                              progress=self.progress)
-        result: TrainResult = train(model, TensorDictDataset(self.train_tensors), None, loss_fn, config)
-        with quiet_transformers():
-            trained = FastBertForSequenceClassification.from_pretrained(result.best_dir)
+        trained, result = train_and_reload(model, TensorDictDataset(self.train_tensors), loss_fn, config)
         self.records.append({"model": name, "folder": out.name, "layers": trained.config.num_hidden_layers,
                              "epochs": epochs, "lr": lr, "steps": result.global_step,
                              "train_seconds": round(result.seconds, 1),
                              "final_train_loss": result.history[-1]["train_loss"] if result.history else None})
-        return trained.eval()
+        return trained
 
     def fine_tuned(self) -> FastBertForSequenceClassification:
         """Step 1: backbone + teacher classifier on labels (the students are untrained)."""

@@ -240,6 +240,17 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
     return result
 
 
+def train_and_reload(model: torch.nn.Module, train_data, loss_fn: LossFn, config: TrainConfig,
+                     teacher: torch.nn.Module | None = None, load: Callable | None = None):
+    """`train`, then the trained model read back from `<output_dir>/best` (so a run that was already finished, or
+    resumed, gives the same model as a fresh one). `load(path)` defaults to the model class's `from_pretrained`."""
+    from .backbone import quiet_transformers
+    result = train(model, train_data, None, loss_fn, config, teacher=teacher)
+    with quiet_transformers():
+        trained = (load or type(model).from_pretrained)(result.best_dir)
+    return trained.eval(), result
+
+
 def clear_checkpoints(output_dir: str | Path) -> None:
     """Remove a previous run's state so that the next `train` starts from scratch."""
     shutil.rmtree(Path(output_dir) / "last", ignore_errors=True)
