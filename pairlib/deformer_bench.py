@@ -41,6 +41,15 @@ def eager_attention(*models: torch.nn.Module) -> Iterator[None]:
 def answer_fns(original: DeFormerPreTrainedModel, deformer: DeFormerPreTrainedModel, segments: Segments,
                cache: PassageCache, rows: slice) -> dict[str, Callable[[], torch.Tensor]]:
     """Zero-argument callables answering `rows` each way (inputs tokenised beforehand, as in serving)."""
+    inputs = model_inputs(segments.rows(rows))
+    return {ORIGINAL: lambda: original(**inputs), UNCACHED: lambda: deformer(**inputs),
+            CACHED: cached_answer_fn(deformer, segments, cache, rows)}
+
+
+def cached_answer_fn(deformer: DeFormerPreTrainedModel, segments: Segments, cache: PassageCache,
+                     rows: slice) -> Callable[[], torch.Tensor]:
+    """Answering `rows` as served: the passages' layer-k states read from the on-disk cache inside the call, the
+    questions' lower layers and the upper layers computed."""
     if deformer.config.split_layer == 0:
         raise ValueError("the DeFormer to measure has split_layer 0; load it with the k you want to measure")
     inputs = model_inputs(segments.rows(rows))
@@ -52,7 +61,7 @@ def answer_fns(original: DeFormerPreTrainedModel, deformer: DeFormerPreTrainedMo
         states, mask = cache.batch(passage_ids, length)
         return deformer(**question, passage_states=states, passage_attention_mask=mask)
 
-    return {ORIGINAL: lambda: original(**inputs), UNCACHED: lambda: deformer(**inputs), CACHED: cached}
+    return cached
 
 
 @torch.inference_mode()

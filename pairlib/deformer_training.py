@@ -25,7 +25,7 @@ from .train import RecipeBase, TensorDictDataset, TrainConfig, TrainResult, trai
 
 HEADS = {"span": DeFormerForQuestionAnswering, "pair": DeFormerForSequenceClassification,
          "choice": DeFormerForMultipleChoice}
-TASK_KINDS = {"squad": "span", "boolq": "pair", "race": "choice"}
+TASK_KINDS = {"squad": "span", "boolq": "pair", "squad_q2p": "pair", "race": "choice"}
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class DeFormerTask:
         self.max_answer_length = max_answer_length
         self.metric = "f1" if self.kind == "span" else "accuracy"
         self.head = HEADS[self.kind]
-        self.num_labels = 2 if name == "boolq" else None
+        self.num_labels = 2 if self.kind == "pair" else None
 
     def settings(self) -> dict:
         return {"task": self.name, "question_length": self.question_length, "passage_length": self.passage_length,
@@ -153,7 +153,8 @@ class DeFormerTask:
                                   answer_texts=[a["text"][0] for a in answers] if train else None)
         labels = [int(x) for x in ds["label"]]
         if self.kind == "pair":
-            return pair_segments(self.tokenizer, col("question"), col("passage"), q, p, labels)
+            question, passage = data.get_task(self.name).text_columns
+            return pair_segments(self.tokenizer, col(question), col(passage), q, p, labels)
         return choice_segments(self.tokenizer, col("question"), col("options"), col("article"), q, p, labels)
 
     def new_model(self, backbone: str, split_layer: int = 0) -> DeFormerPreTrainedModel:

@@ -20,21 +20,27 @@ PASSAGE_KEYS = ("passage_input_ids", "passage_attention_mask")
 CROSS_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def _rows(tensors: dict[str, torch.Tensor], keys, n: int) -> dict[str, torch.Tensor]:
-    return {k: tensors[k][:n] for k in keys}
+def _rows(tensors: dict[str, torch.Tensor], keys, rows: int | slice) -> dict[str, torch.Tensor]:
+    rows = slice(0, rows) if isinstance(rows, int) else rows
+    return {k: tensors[k][rows] for k in keys}
 
 
 @torch.inference_mode()
-def scoring_fn(model: torch.nn.Module, tensors: dict[str, torch.Tensor], n: int) -> Callable[[], torch.Tensor]:
-    """A zero-argument call scoring the first n pairs the way the model is served: cross-encoders from text,
-    two-encoder models from their cached sides (encoded here, before timing)."""
+def scoring_fn(model: torch.nn.Module, tensors: dict[str, torch.Tensor], rows: int | slice,
+               query_cached: bool = True) -> Callable[[], torch.Tensor]:
+    """A zero-argument call scoring the rows (the first n, or a slice) the way the model is served: cross-encoders
+    from text, two-encoder models from their cached sides (encoded here, before timing). With `query_cached=False`
+    only the passage side is cached and the query is encoded inside the call, as when a new query arrives."""
     model.eval()
     if isinstance(model, CrossEncoder):
-        inputs = _rows(tensors, CROSS_KEYS, n)
+        inputs = _rows(tensors, CROSS_KEYS, rows)
         return lambda: model(**inputs)
     if isinstance(model, (DiPairModel, DualEncoder)):
-        q = model.encode_query(*_rows(tensors, QUERY_KEYS, n).values())
-        p = model.encode_passage(*_rows(tensors, PASSAGE_KEYS, n).values())
+        q_in = _rows(tensors, QUERY_KEYS, rows)
+        p = model.encode_passage(*_rows(tensors, PASSAGE_KEYS, rows).values())
+        if not query_cached:
+            return lambda: model.score(model.encode_query(*q_in.values()), p)
+        q = model.encode_query(*q_in.values())
         return lambda: model.score(q, p)
     raise TypeError(f"cannot time {type(model).__name__}")
 

@@ -79,7 +79,7 @@ class FastBertExperiment:
             raise ValueError(f"{recipe.task} is Chinese and {backbone} is an English backbone; name a Chinese one "
                              "(e.g. bert-base-chinese, online)")
         self.num_labels = len(self.task.label_names)
-        tok = load_tokenizer(backbone)
+        self.tokenizer = tok = load_tokenizer(backbone)
         self.train_set = data.subsample(data.load_task(recipe.task, "train"), recipe.train_examples)
         self.eval_set = data.subsample(data.load_task(recipe.task, recipe.eval_split), recipe.eval_examples)
         cols = self.task.text_columns

@@ -138,6 +138,7 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
         running = out_dir / f".{nb.stem}.running.ipynb"
         failed = out_dir / f"{nb.stem}.failed.ipynb"
         failed.unlink(missing_ok=True)
+        commit = git_commit()  # the code the notebook starts with (later commits during a long run do not count)
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(NOTEBOOK_DIR),
@@ -146,19 +147,34 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
         except pm.PapermillExecutionError as e:
             running.replace(failed)
             state["notebooks"][nb.stem] = {"status": "failed", "cell": e.exec_count, "error": f"{e.ename}: {e.evalue}",
-                                           "seconds": round(time.perf_counter() - t0, 1), "commit": git_commit()}
+                                           "seconds": round(time.perf_counter() - t0, 1), "commit": commit}
             _write_state(out_dir, state)
             raise RunError(f"{nb.stem} failed in cell [{e.exec_count}] (cell index {e.cell_index}): "
                            f"{e.ename}: {e.evalue}\nThe executed notebook is at {failed}. Fix it, then continue with "
                            f"`pairlib run --profile {profile} --from {nb.stem}` (or --resume).") from None
         running.replace(final)
         seconds = time.perf_counter() - t0
-        state["notebooks"][nb.stem] = {"status": "ok", "seconds": round(seconds, 1), "commit": git_commit(),
+        state["notebooks"][nb.stem] = {"status": "ok", "seconds": round(seconds, 1), "commit": commit,
                                        "finished": _dt.datetime.now().isoformat(timespec="seconds")}
         _write_state(out_dir, state)
         print(f"[{i}/{len(plans)}] {nb.stem} done in {_fmt(seconds)} -> {final}", flush=True)
     print(f"all {len(plans)} notebook(s) done in {_fmt(time.perf_counter() - total_t0)}; outputs in {out_dir}")
     return state
+
+
+def runs_table(out_dir: str | Path) -> "pd.DataFrame":
+    """One row per notebook: its last run in this output folder (status, wall time, the commit it started at, when)
+    or `not run`; the evidence behind every number, and what a user has to run to fill the gaps."""
+    import pandas as pd
+    state = read_state(Path(out_dir))["notebooks"]
+    rows = []
+    for nb in notebooks():
+        s = state.get(nb.stem, {})
+        executed = (Path(out_dir) / f"{nb.stem}.ipynb").exists()
+        rows.append({"notebook": nb.stem, "status": s.get("status", "ok (no record)" if executed else "not run"),
+                     "minutes": round(s["seconds"] / 60, 1) if "seconds" in s else None,
+                     "commit": s.get("commit", ""), "finished": s.get("finished", "")})
+    return pd.DataFrame(rows)
 
 
 def list_cmd() -> None:
@@ -177,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pairlib", description="Run pairlib's notebooks with papermill.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="show notebooks and profiles")
-    rd = sub.add_parser("readme", help="regenerate the README's claims table from outputs/<profile>/claims.csv")
+    rd = sub.add_parser("readme", help="regenerate the claims tables of README.md and docs/*.md from outputs/<profile>/claims.csv")
     rd.add_argument("--profile", default="cpu")
     r = sub.add_parser("run", help="execute notebooks in order with a profile's parameters")
     r.add_argument("--profile", default="smoke", help="params/<profile>.yaml (default: smoke)")
@@ -192,9 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "list":
             list_cmd()
         elif args.cmd == "readme":
-            from .report import REPO_ROOT, update_readme
-            changed = update_readme(REPO_ROOT / "README.md", REPO_ROOT / "outputs" / args.profile)
-            print("README.md updated" if changed else "README.md already up to date")
+            from .report import REPO_ROOT, update_claim_pages
+            changed = update_claim_pages(REPO_ROOT / "outputs" / args.profile)
+            print(f"updated: {', '.join(changed)}" if changed else "README.md and docs/ already up to date")
         else:
             run(args.profile, args.only, args.start, args.resume, args.output_root, not args.no_progress)
     except RunError as e:

@@ -17,7 +17,7 @@ def test_save_table_writes_csv_markdown_and_stamp(tmp_path):
 
 
 def _claim(cid, ours="1", verdict="partly"):
-    return report.Claim(cid, "DeFormer", "d", "3.2", ours, "x", verdict, "20_deformer_squad")
+    return report.Claim(cid, "DeFormer", "d", "3.2", ours, "x", verdict, "20_some_notebook")
 
 
 def test_claims_are_added_and_replaced_by_id(tmp_path):
