@@ -172,16 +172,24 @@ class FastBertExperiment:
     def wallclock(self, model: FastBertForSequenceClassification, speeds, samples: int, batch_size: int,
                   repeats: int = 3) -> pd.DataFrame:
         """Latency of the full model (every layer, the teacher's classifier only) against adaptive inference at each
-        speed, over the first `samples` evaluation samples in batches, interleaved in this one process."""
+        speed, over the first `samples` evaluation samples in batches, interleaved in this one process; beside it
+        the FLOPs speedup of the same samples (from their exit layers), the limit the wall-clock speedup can reach."""
         from .measure import hardware_label, time_side_by_side
         chunks = [{k: v[lo:lo + batch_size] for k, v in _inputs(self.eval_tensors).items()}
                   for lo in range(0, min(samples, len(self.eval_set)), batch_size)]
         n = sum(len(c["input_ids"]) for c in chunks)
+        cfg, length = model.config, self.recipe.max_length
         fns = {"full model": lambda: [model(**c) for c in chunks]}
+        flops_speedup = {"full model": 1.0}
         for speed in speeds:
             fns[f"speed {speed}"] = lambda s=speed: [model.adaptive_predict(**c, speed=s) for c in chunks]
+            with torch.inference_mode():
+                exits = torch.cat([model.adaptive_predict(**c, speed=speed).exit_layer for c in chunks]).tolist()
+            flops_speedup[f"speed {speed}"] = (full_model_flops(cfg, length) * len(exits)
+                                               / sum(sample_flops(cfg, length, int(e)) for e in exits))
         timings = time_side_by_side(fns, n, warmup=1, repeats=repeats)
         base = timings["full model"].median_s
         return pd.DataFrame([{"hardware": hardware_label(), "batch": batch_size, "samples": n, "model": name,
                               "ms_per_sample": t.per_example_ms, "samples_per_s": t.examples_per_s,
-                              "wallclock_speedup": base / t.median_s} for name, t in timings.items()])
+                              "wallclock_speedup": base / t.median_s, "flops_speedup": flops_speedup[name],
+                              "realised": base / t.median_s / flops_speedup[name]} for name, t in timings.items()])

@@ -33,6 +33,17 @@ def test_speed_sweep_reports_cost_and_speed_zero_is_the_teacher(experiment):
     assert sweep.flops_speedup[1.0] >= sweep.flops_speedup[0.0]
 
 
+def test_wallclock_sets_latency_beside_the_flops_of_the_same_samples(experiment):
+    model = experiment.distilled()
+    clock = experiment.wallclock(model, [0.0, 1.0], samples=8, batch_size=4, repeats=1).set_index("model")
+    n = model.config.num_hidden_layers
+    assert clock.flops_speedup["full model"] == 1.0
+    # speed 1 exits every sample after the first layer: the FLOPs speedup is n less the first classifier's share
+    assert 0.8 * n < clock.flops_speedup["speed 1.0"] < n
+    assert clock.flops_speedup["speed 0.0"] < 1.0  # every layer plus every student classifier
+    assert clock.realised.tolist() == pytest.approx((clock.wallclock_speedup / clock.flops_speedup).tolist())
+
+
 def test_chinese_task_with_an_english_backbone_is_refused(tmp_path):
     with pytest.raises(ValueError, match="Chinese"):
         FastBertExperiment(FastBertRecipe(task="chnsenticorp"), "minilm-l6", tmp_path)
