@@ -99,6 +99,8 @@ class FastBertExperiment:
                              warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
                              progress=self.progress)
         trained, result = train_and_reload(model, TensorDictDataset(self.train_tensors), loss_fn, config)
+        if any(r["folder"] == out.name for r in self.records):  # asked for again (e.g. as distillation's start)
+            return trained
         self.records.append({"model": name, "folder": out.name, "layers": trained.config.num_hidden_layers,
                              "epochs": epochs, "lr": lr, "steps": result.global_step,
                              "train_seconds": round(result.seconds, 1),
