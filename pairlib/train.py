@@ -203,7 +203,7 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
                 scheduler.step()
                 state["global_step"] += 1
                 bar.set_postfix(loss=f"{sum(running[-20:]) / len(running[-20:]):.4f}",
-                                lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                                lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)  # the bar redraws at its own pace
                 if config.save_every_steps and state["global_step"] % config.save_every_steps == 0:
                     result.seconds = time.perf_counter() - t0
                     checkpoint()
