@@ -95,6 +95,13 @@ def test_runner_injects_stops_at_failure_and_resumes(sandbox):
     state = run.run("smoke", output_root=out, resume=True, progress_bar=False)
     assert (done / "00_a.ipynb").stat().st_mtime == first_mtime  # not run again
     assert state["notebooks"]["10_b"]["status"] == "ok" and not (done / "10_b.failed.ipynb").exists()
+    runs = run.runs_table(done).set_index("notebook")
+    assert list(runs.status) == ["ok", "ok"] and runs.minutes.notna().all() and runs.commit.str.len().gt(0).all()
+
+
+def test_runs_table_names_notebooks_that_have_not_run(sandbox):
+    runs = run.runs_table(sandbox / "out" / "smoke")
+    assert list(runs.notebook) == ["00_a", "10_b"] and set(runs.status) == {"not run"}
 
 
 def test_from_starts_at_a_prefix(sandbox):
