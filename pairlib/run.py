@@ -102,10 +102,15 @@ def read_state(out_dir: Path) -> dict[str, Any]:
     return json.loads(p.read_text()) if p.exists() else {"notebooks": {}}
 
 
-def _write_state(out_dir: Path, state: dict[str, Any]) -> None:
-    tmp = _state_path(out_dir).with_suffix(".tmp")
+def _record(out_dir: Path, notebook: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Set one notebook's entry, re-reading the file first so that runs in other processes (say, a quick report
+    while a long notebook trains) keep theirs."""
+    state = read_state(out_dir)
+    state["notebooks"][notebook] = entry
+    tmp = _state_path(out_dir).with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     tmp.replace(_state_path(out_dir))
+    return state
 
 
 def _fmt(seconds: float) -> str:
@@ -146,17 +151,15 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
                                 kernel_name="python3")
         except pm.PapermillExecutionError as e:
             running.replace(failed)
-            state["notebooks"][nb.stem] = {"status": "failed", "cell": e.exec_count, "error": f"{e.ename}: {e.evalue}",
-                                           "seconds": round(time.perf_counter() - t0, 1), "commit": commit}
-            _write_state(out_dir, state)
+            _record(out_dir, nb.stem, {"status": "failed", "cell": e.exec_count, "error": f"{e.ename}: {e.evalue}",
+                                       "seconds": round(time.perf_counter() - t0, 1), "commit": commit})
             raise RunError(f"{nb.stem} failed in cell [{e.exec_count}] (cell index {e.cell_index}): "
                            f"{e.ename}: {e.evalue}\nThe executed notebook is at {failed}. Fix it, then continue with "
                            f"`pairlib run --profile {profile} --from {nb.stem}` (or --resume).") from None
         running.replace(final)
         seconds = time.perf_counter() - t0
-        state["notebooks"][nb.stem] = {"status": "ok", "seconds": round(seconds, 1), "commit": commit,
-                                       "finished": _dt.datetime.now().isoformat(timespec="seconds")}
-        _write_state(out_dir, state)
+        state = _record(out_dir, nb.stem, {"status": "ok", "seconds": round(seconds, 1), "commit": commit,
+                                           "finished": _dt.datetime.now().isoformat(timespec="seconds")})
         print(f"[{i}/{len(plans)}] {nb.stem} done in {_fmt(seconds)} -> {final}", flush=True)
     print(f"all {len(plans)} notebook(s) done in {_fmt(time.perf_counter() - total_t0)}; outputs in {out_dir}")
     return state
