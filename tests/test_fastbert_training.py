@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from pairlib.fastbert import full_model_flops, sample_flops
 from pairlib.fastbert_training import FastBertExperiment, FastBertRecipe
 
 
@@ -35,12 +36,16 @@ def test_speed_sweep_reports_cost_and_speed_zero_is_the_teacher(experiment):
 
 def test_wallclock_sets_latency_beside_the_flops_of_the_same_samples(experiment):
     model = experiment.distilled()
-    clock = experiment.wallclock(model, [0.0, 1.0], samples=8, batch_size=4, repeats=1).set_index("model")
-    n = model.config.num_hidden_layers
+    clock = experiment.wallclock(model, [0.0, 0.9], samples=8, batch_size=4, repeats=1).set_index("model")
     assert clock.flops_speedup["full model"] == 1.0
-    # speed 1 exits every sample after the first layer: the FLOPs speedup is n less the first classifier's share
-    assert 0.8 * n < clock.flops_speedup["speed 1.0"] < n
     assert clock.flops_speedup["speed 0.0"] < 1.0  # every layer plus every student classifier
+    # the FLOPs speedup is that of the timed samples' own exit layers
+    length, cfg = experiment.recipe.max_length, model.config
+    inputs = {k: experiment.eval_tensors[k][:8] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.inference_mode():
+        exits = model.adaptive_predict(**inputs, speed=0.9).exit_layer.tolist()
+    expected = full_model_flops(cfg, length) * 8 / sum(sample_flops(cfg, length, e) for e in exits)
+    assert clock.flops_speedup["speed 0.9"] == pytest.approx(expected)
     assert clock.realised.tolist() == pytest.approx((clock.wallclock_speedup / clock.flops_speedup).tolist())
 
 
