@@ -12,7 +12,9 @@ from typing import Iterable
 
 import pandas as pd
 
-CHINESE_TASKS = ("chnsenticorp", "book_review", "shopping", "lcqmc", "weibo", "thucnews")
+from . import data
+
+CHINESE_TASKS = tuple(name for name, task in data.TASKS.items() if task.language == "zh")
 PAPERS = {"deformer": "DeFormer", "fastbert": "FastBERT", "dipair": "DiPair"}
 
 NOTEBOOK_CLAIMS: dict[str, tuple[str, ...]] = {

@@ -293,12 +293,18 @@ class Experiment:
         self.baseline()
         return self.task.load_model(self.original_dir, split_layer=split_layer)
 
-    def cache(self, model: DeFormerPreTrainedModel, rows: int | None = None):
-        """The evaluation passages (of the first `rows` rows, or all) encoded by `model` up to its layer k, on disk."""
+    def cache(self, model: DeFormerPreTrainedModel, rows: int | None = None, segments: Segments | None = None):
+        """The evaluation passages (of the first `rows` rows, or all; or of other `segments`, e.g. another
+        notebook's evaluation pairs) encoded by `model` up to its layer k, on disk."""
+        import hashlib
         from .deformer import PassageCache
-        segments = self.eval_segments if rows is None else self.eval_segments.head(rows)
+        extra = {}
+        if segments is not None:
+            extra["passages"] = hashlib.sha1("\n".join(segments.passage_ids).encode()).hexdigest()[:12]
+        segments = self.eval_segments if segments is None else segments
+        segments = segments if rows is None else segments.head(rows)
         path = self.artifact_dir(f"cache-k{model.config.split_layer}", fingerprint=lower_layers_fingerprint(model),
-                                 rows=rows) / "passages.safetensors"
+                                 rows=rows, **extra) / "passages.safetensors"
         return PassageCache.from_inputs(model, segments.passage_ids, segments.tensors["passage_input_ids"],
                                         segments.tensors["passage_attention_mask"], str(path))
 
