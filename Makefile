@@ -19,10 +19,12 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/pairlib run --profile $(PROFILE)
 
-# Unit tests, then every notebook under nbval with its smoke defaults; outputs go to a temporary folder.
+# Unit tests, then every notebook under nbval with its smoke defaults; outputs go to a temporary folder, removed after
+# (the smoke models add up to gigabytes).
 test: $(BIN)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/pytest tests
-	HF_HUB_OFFLINE=1 PAIRLIB_OUTPUTS=$$(mktemp -d) $(BIN)/pytest --nbval-lax -p no:cacheprovider notebooks
+	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	HF_HUB_OFFLINE=1 PAIRLIB_OUTPUTS=$$out $(BIN)/pytest --nbval-lax -p no:cacheprovider notebooks
 
 lab: $(BIN)/.installed
 	$(BIN)/jupyter lab notebooks

@@ -5,7 +5,8 @@ loop supplies the rest: seeding, AdamW with weight decay that really applies (no
 warm-up and decay sized to *this* run's epochs, gradient accumulation and clipping, frozen parameter groups,
 evaluation after each epoch, the best checkpoint kept in `<output_dir>/best`, and a resumable state in
 `<output_dir>/last` written each epoch (and every `save_every_steps`), so an interrupted run continues where it
-stopped. A frozen teacher for distillation is moved to the device and handed to the loss function.
+stopped. Once a run finishes, `last` keeps only its trainer state: the optimizer's moments are twice the model's size,
+and a notebook trains dozens of models, so keeping them filled disks. A frozen teacher for distillation is moved to the device and handed to the loss function.
 """
 from __future__ import annotations
 
@@ -164,18 +165,25 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
     result = TrainResult()
     state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0}
     if config.resume and (last / "trainer_state.json").exists():
-        acc.load_state(str(last))
         saved = json.loads((last / "trainer_state.json").read_text())
-        state = saved["state"]
-        result = TrainResult(**saved["result"])
+        state, result = saved["state"], TrainResult(**saved["result"])
         result.resumed_from_step = state["global_step"]
+        if saved.get("finished"):  # nothing left to train; the weights are in `best` (see train_and_reload)
+            acc.print(f"{out} finished training earlier (step {state['global_step']}); not training again")
+            return result
+        acc.load_state(str(last))
         acc.print(f"resuming from {last} at epoch {state['epoch']}, step {state['global_step']}")
 
-    def checkpoint() -> None:
-        acc.save_state(str(last))
+    def checkpoint(finished: bool = False) -> None:
+        if not finished:
+            acc.save_state(str(last))
         if acc.is_main_process:
+            if finished:  # drop the resumable weights and optimizer state, keep the record
+                shutil.rmtree(last, ignore_errors=True)
+                last.mkdir(parents=True)
             (last / "trainer_state.json").write_text(json.dumps({"state": state, "result": asdict(result),
-                                                                 "config": asdict(config)}, indent=1, default=str))
+                                                                 "config": asdict(config), "finished": finished},
+                                                                indent=1, default=str))
 
     t0 = time.perf_counter() - result.seconds
     done = state["global_step"] >= total
@@ -233,10 +241,13 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
         state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
         result.global_step = state["global_step"]
         result.seconds = time.perf_counter() - t0
-        checkpoint()
+        if not (done or state["epoch"] >= config.epochs):
+            checkpoint()
     acc.wait_for_everyone()
     result.global_step = state["global_step"]
     result.seconds = time.perf_counter() - t0
+    checkpoint(finished=True)
+    acc.wait_for_everyone()
     return result
 
 

@@ -51,6 +51,19 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
         torch.testing.assert_close(a, b)
 
 
+def test_a_finished_run_keeps_only_its_record_and_is_not_trained_again(tmp_path):
+    first = train(Tiny(), dataset(), collate, mse, _config(tmp_path))
+    assert [p.name for p in (tmp_path / "last").iterdir()] == ["trainer_state.json"]
+    calls = {"n": 0}
+
+    def counting(model, batch, teacher):
+        calls["n"] += 1
+        return mse(model, batch, teacher)
+
+    again = train(Tiny(), dataset(), collate, counting, _config(tmp_path))
+    assert calls["n"] == 0 and again.global_step == first.global_step and again.best_dir == first.best_dir
+
+
 def test_frozen_groups_do_not_move_and_gradient_accumulation_counts_steps(tmp_path):
     model = Tiny()
     enc = model.encoder.weight.clone()
