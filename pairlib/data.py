@@ -98,7 +98,8 @@ class Task:
     """One task: how to load it, what its columns mean, and where it departs from the official data."""
 
     name: str
-    kind: str  # span_qa | single_cls | pair_cls | multiple_choice | pair_match
+    # span_qa | single_cls | pair_cls | multiple_choice | pair_match (query_id, query, passage_id, passage, label)
+    kind: str
     language: str
     files: tuple[str, ...]  # paths under the data root that the local loader needs
     columns: dict[str, str]  # column -> meaning
@@ -394,17 +395,27 @@ _register(Task(
 ))
 
 
+def _as_candidates(rows: list[tuple[str, str, str, str]]) -> list[dict]:
+    """WikiQA rows (question id, question, sentence, label) in the pair_match schema. A sentence's passage id is
+    `<question id>-<n>`: the group before the dash holds the candidates that compete for one question, as a SQuAD
+    article's paragraphs do in squad_q2p (DiPair's distillation pool draws hard negatives from it)."""
+    seen: dict[str, int] = {}
+    out = []
+    for qid, question, sentence, label in rows:
+        n = seen[qid] = seen.get(qid, -1) + 1
+        out.append({"query_id": qid, "query": question, "passage_id": f"{qid}-{n}", "passage": sentence,
+                    "label": int(label)})
+    return out
+
+
 def _wikiqa_untokenised(path: Path) -> list[dict]:
-    return [{"question_id": q, "question": qt, "sentence": s, "label": int(lab)}
-            for q, qt, _d, _dt, _sid, s, lab in _read_tsv(path)]
+    return _as_candidates([(q, qt, s, lab) for q, qt, _d, _dt, _sid, s, lab in _read_tsv(path)])
 
 
 def _wikiqa_tokenised(path: Path) -> list[dict]:
-    rows, ids = [], {}
-    for qt, s, lab in _read_tsv(path, header=False):
-        ids.setdefault(qt, f"T{len(ids)}")
-        rows.append({"question_id": ids[qt], "question": qt, "sentence": s, "label": int(lab)})
-    return rows
+    ids: dict[str, str] = {}
+    return _as_candidates([(ids.setdefault(qt, f"T{len(ids)}"), qt, s, lab)
+                           for qt, s, lab in _read_tsv(path, header=False)])
 
 
 def _load_wikiqa(root: Path) -> datasets.DatasetDict:
@@ -417,15 +428,18 @@ def _load_wikiqa(root: Path) -> datasets.DatasetDict:
 
 def _hub_wikiqa() -> datasets.DatasetDict:
     dd = datasets.load_dataset("microsoft/wiki_qa")
-    return dd.select_columns(["question_id", "question", "answer", "label"]).rename_column("answer", "sentence")
+    return datasets.DatasetDict({
+        split: _records(_as_candidates(list(zip(ds["question_id"], ds["question"], ds["answer"], ds["label"]))))
+        for split, ds in dd.items()})
 
 
 _register(Task(
     name="wikiqa", kind="pair_match", language="en",
     files=("wikiqa/WikiQASent-train.txt.gz", "wikiqa/WikiQA-dev.tsv.gz", "wikiqa/WikiQA-test.tsv.gz"),
-    columns={"question_id": "question id (train: T<n>, assigned in file order)", "question": "question",
-             "sentence": "candidate answer sentence", "label": "1 if the sentence answers the question"},
-    text_columns=("question", "sentence"), label_names=("no", "yes"),
+    columns={"query_id": "WikiQA question id (train: T<n>, assigned in file order)", "query": "question",
+             "passage_id": "<query_id>-<n>: the question's n-th candidate sentence",
+             "passage": "candidate answer sentence", "label": "1 if the sentence answers the question"},
+    text_columns=("query", "passage"), label_names=("no", "yes"),
     deviations=("train is the official tokenised WikiQASent file (PTB-style spacing, no question ids); "
                 "validation and test are the official untokenised files",),
     source="WikiQA (Yang et al. 2015)", hub="microsoft/wiki_qa", load_local=_load_wikiqa, load_hub=_hub_wikiqa,

@@ -63,6 +63,24 @@ def scoring_speed(models: dict[str, torch.nn.Module], tensors: dict[str, torch.T
     return pd.DataFrame(rows)
 
 
+def quality_and_speed(models: dict[str, torch.nn.Module], evaluate: Callable[[torch.nn.Module], dict],
+                      tensors: dict[str, torch.Tensor], batch_sizes: tuple[int, ...], repeats: int,
+                      baseline: str = "teacher") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The paper's Table 3 layout: per model its quality, its AUC-ROC against the baseline's, its speedup at the
+    smallest and the largest batch, and its pairs/s at the largest; plus the full speed table."""
+    quality = pd.DataFrame([{"model": name, **evaluate(m)} for name, m in models.items()])
+    speed = scoring_speed(models, tensors, baseline, tuple(batch_sizes), repeats)
+    table = quality
+    for b in sorted({min(batch_sizes), max(batch_sizes)}):
+        cols = {"speedup_vs_teacher": f"speedup_batch{b}"}
+        if b == max(batch_sizes):
+            cols["pairs_per_s"] = f"pairs_per_s_batch{b}"
+        table = table.merge(speed[speed.batch == b][["model", *cols]].rename(columns=cols), on="model")
+    table["auc_delta_vs_teacher"] = table.auc_roc - table.set_index("model").auc_roc[baseline]
+    table.insert(0, "hardware", hardware_label())
+    return table, speed
+
+
 @torch.inference_mode()
 def unit_costs(dipair: DiPairModel, teacher: CrossEncoder, tensors: dict[str, torch.Tensor], batch: int = 64,
                repeats: int = 5) -> dict[str, float]:

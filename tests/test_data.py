@@ -75,6 +75,15 @@ def test_squad_q2p_splits(loaded):
     assert not set(dd["train"]["query_id"]) & set(dd["validation"]["query_id"])
 
 
+def test_pair_match_tasks_share_one_schema_and_group_candidates_by_query(loaded):
+    """DiPair's experiment reads any pair_match task; its pool draws hard negatives from a passage id's group."""
+    for name in [t for t in data.list_tasks() if data.get_task(t).kind == "pair_match"]:
+        assert {"query_id", "query", "passage_id", "passage", "label"} <= set(data.get_task(name).columns), name
+    test = _load(loaded, "wikiqa")["test"]
+    assert all(p.split("-")[0] == q for q, p in zip(test["query_id"], test["passage_id"]))
+    assert len(set(test["passage_id"])) == len(test) and len(set(test["query_id"])) == 633
+
+
 def test_unknown_task_lists_valid_ones():
     with pytest.raises(data.DataError, match="unknown task 'sqaud'.*squad"):
         data.load_task("sqaud")
