@@ -126,8 +126,10 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-def list_tasks() -> list[str]:
-    return list(TASKS)
+def list_tasks(hub_only: bool = True) -> list[str]:
+    """Every registered task; `hub_only=False` leaves out those with no local copy (MS MARCO), which need a
+    network."""
+    return [name for name, t in TASKS.items() if hub_only or t.load_local is not None]
 
 
 def hub_reachable(timeout: float = 2.0) -> bool:
@@ -145,10 +147,14 @@ def load_task(name: str, split: str | None = None, root: str | Path | None = Non
     task = get_task(name)
     root = Path(root) if root is not None else data_root()
     missing = [f for f in task.files if not (root / f).exists()]
-    if not missing:
+    if task.load_local is not None and not missing:
         dd = task.load_local(root)
     elif task.load_hub is not None and hub_reachable():
         dd = task.load_hub()
+    elif task.load_local is None:
+        raise DataError(f"task {name!r} exists only on the Hugging Face Hub ({task.hub}), which is not reachable: "
+                        "go online (and unset HF_HUB_OFFLINE), or use a task with a local copy: "
+                        f"{', '.join(t.name for t in TASKS.values() if t.load_local and t.kind == task.kind)}")
     else:
         how = (f"or go online so that it loads from the Hub ({task.hub})" if task.load_hub
                else "(no Hub copy is wired up for this task)")
@@ -443,6 +449,31 @@ _register(Task(
     deviations=("train is the official tokenised WikiQASent file (PTB-style spacing, no question ids); "
                 "validation and test are the official untokenised files",),
     source="WikiQA (Yang et al. 2015)", hub="microsoft/wiki_qa", load_local=_load_wikiqa, load_hub=_hub_wikiqa,
+))
+
+def ms_marco_candidates(ds) -> list[dict]:
+    """MS MARCO v1.1 rows (a query with its ~10 retrieved passages and their is_selected flags) as pair_match rows."""
+    rows = []
+    for r in ds:
+        rows += _as_candidates([(str(r["query_id"]), r["query"], text, sel) for text, sel in
+                                zip(r["passages"]["passage_text"], r["passages"]["is_selected"])])
+    return rows
+
+
+def _hub_ms_marco() -> datasets.DatasetDict:
+    dd = datasets.load_dataset("microsoft/ms_marco", "v1.1")
+    return datasets.DatasetDict({split: _records(ms_marco_candidates(dd[split])) for split in ("train", "validation")})
+
+
+_register(Task(
+    name="ms_marco", kind="pair_match", language="en", files=(),
+    columns={"query_id": "MS MARCO query id", "query": "Bing query",
+             "passage_id": "<query_id>-<n>: the query's n-th retrieved passage", "passage": "passage text",
+             "label": "is_selected: 1 if an annotator used the passage to answer"},
+    text_columns=("query", "passage"), label_names=("no", "yes"),
+    deviations=("online only (Hub copy, v1.1); the closest public relative of DiPair's Q2P-MAT, which is built "
+                "from MS MARCO; its test split has no labels, so evaluate on validation (eval_split)",),
+    source="MS MARCO v1.1 (Nguyen et al. 2016)", hub="microsoft/ms_marco", load_hub=_hub_ms_marco,
 ))
 
 # ----------------------------------------------------------------------------------------------------------------

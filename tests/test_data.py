@@ -46,7 +46,20 @@ def test_task_loads_with_manifest_counts_and_documented_columns(loaded, name):
 
 
 def test_every_registered_task_has_a_count_check():
-    assert set(data.list_tasks()) == set(MANIFEST_COUNTS) | {"squad_q2p"}
+    assert set(data.list_tasks(hub_only=False)) == set(MANIFEST_COUNTS) | {"squad_q2p"}
+    assert set(data.list_tasks()) - set(data.list_tasks(hub_only=False)) == {"ms_marco"}
+
+
+def test_a_hub_only_task_offline_says_what_to_do():
+    with pytest.raises(data.DataError, match="only on the Hugging Face Hub.*squad_q2p, wikiqa"):
+        data.load_task("ms_marco")
+
+
+def test_ms_marco_rows_become_candidates():
+    rows = [{"query_id": 7, "query": "q", "passages": {"passage_text": ["a", "b"], "is_selected": [0, 1]}}]
+    assert data.ms_marco_candidates(rows) == [
+        {"query_id": "7", "query": "q", "passage_id": "7-0", "passage": "a", "label": 0},
+        {"query_id": "7", "query": "q", "passage_id": "7-1", "passage": "b", "label": 1}]
 
 
 def test_derived_splits_do_not_share_passages(loaded):
