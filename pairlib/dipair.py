@@ -132,23 +132,27 @@ class DiPairModel(TwoEncoderModel):
         self.head = DiPairHead(config)
         self.post_init()
 
-    def _side(self, encoder: BertModel, projection: nn.Linear, input_ids: torch.Tensor,
-              attention_mask: torch.Tensor, keep: int) -> EncodedSide:
+    def kept_states(self, side: str, input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first m (query) or n (passage) output states and their mask, before projection. Stage 1 trains on
+        these computed once, since the encoders are frozen there."""
+        encoder, keep = ((self.query_encoder, self.config.query_tokens) if side == "query"
+                         else (self.passage_encoder, self.config.passage_tokens))
         hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         states, mask = hidden[:, :keep], attention_mask[:, :keep]
         if states.shape[1] < keep:  # a text shorter than the kept length: pad with masked zeros
             pad = keep - states.shape[1]
             states = F.pad(states, (0, 0, 0, pad))
             mask = F.pad(mask, (0, pad))
-        return EncodedSide(states=projection(states), mask=mask)
+        return states, mask
 
     def encode_query(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncodedSide:
-        return self._side(self.query_encoder, self.query_projection, input_ids, attention_mask,
-                          self.config.query_tokens)
+        states, mask = self.kept_states("query", input_ids, attention_mask)
+        return EncodedSide(states=self.query_projection(states), mask=mask)
 
     def encode_passage(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncodedSide:
-        return self._side(self.passage_encoder, self.passage_projection, input_ids, attention_mask,
-                          self.config.passage_tokens)
+        states, mask = self.kept_states("passage", input_ids, attention_mask)
+        return EncodedSide(states=self.passage_projection(states), mask=mask)
 
     def score(self, query: EncodedSide, passage: EncodedSide) -> torch.Tensor:
         """The head alone, from (cached) encoded sides: what DiPair's speedup measures."""

@@ -6,7 +6,8 @@ warm-up and decay sized to *this* run's epochs, gradient accumulation and clippi
 evaluation after each epoch, the best checkpoint kept in `<output_dir>/best`, and a resumable state in
 `<output_dir>/last` written each epoch (and every `save_every_steps`), so an interrupted run continues where it
 stopped. Once a run finishes, `last` keeps only its trainer state: the optimizer's moments are twice the model's size,
-and a notebook trains dozens of models, so keeping them filled disks. A frozen teacher for distillation is moved to the device and handed to the loss function.
+and a notebook trains dozens of models, so keeping them filled disks. A frozen teacher for distillation is moved to
+the device and handed to the loss function.
 """
 from __future__ import annotations
 
@@ -260,6 +261,15 @@ def train_and_reload(model: torch.nn.Module, train_data, loss_fn: LossFn, config
     with quiet_transformers():
         trained = (load or type(model).from_pretrained)(result.best_dir)
     return trained.eval(), result
+
+
+def finished_result(output_dir: str | Path) -> TrainResult | None:
+    """The record of a run that finished in `output_dir`, or None (not run, or interrupted)."""
+    state = Path(output_dir) / "last" / "trainer_state.json"
+    if not state.exists():
+        return None
+    saved = json.loads(state.read_text())
+    return TrainResult(**saved["result"]) if saved.get("finished") else None
 
 
 def clear_checkpoints(output_dir: str | Path) -> None:

@@ -27,6 +27,28 @@ def test_whole_queries_keeps_every_candidate_of_a_query(q2p):
     assert (counts == 3).all() and len(sample) == 30
 
 
+def test_stage_one_on_kept_states_scores_as_the_model_and_trains_only_the_new_layers(tmp_path):
+    from pairlib.dipair import DiPairModel
+    from pairlib.dipair_training import HeadOnKeptStates, kept_states
+    recipe = DiPairRecipe(train_examples=16, eval_examples=9, pool_queries=4, pool_passages=3, query_length=8,
+                          passage_length=16, cross_length=24, stage1_epochs=2)
+    exp = DiPairExperiment(recipe, "minilm-l6", tmp_path, progress=False)
+    model = DiPairModel.from_backbone("minilm-l6", query_tokens=2, passage_tokens=4, head_dim=32, head_heads=2).eval()
+    pool = exp.pool()
+    states = [*kept_states(model, "query", pool["query_input_ids"], pool["query_attention_mask"]),
+              *kept_states(model, "passage", pool["passage_input_ids"], pool["passage_attention_mask"])]
+    rows = torch.arange(len(exp.pool_pairs))
+    with torch.no_grad():
+        torch.testing.assert_close(HeadOnKeptStates(model, *states).eval()(rows, rows),
+                                   model(**{k: v for k, v in pool.items() if k != "targets"}))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trained = exp._fit_head("s1", model, head={})
+    after = trained.state_dict()
+    assert all(torch.equal(before[k], after[k]) == k.startswith("query_encoder.") for k in before
+               if not k.endswith("num_batches_tracked"))
+    assert exp.records[-1]["steps"] == 2 and exp._fit_head("s1", model, head={}) is model  # finished: reloaded
+
+
 def test_stage_one_trains_only_the_new_layers(tmp_path):
     recipe = DiPairRecipe(train_examples=16, eval_examples=9, pool_queries=4, pool_passages=2, query_length=8,
                           passage_length=16, cross_length=24, max_steps=1)
