@@ -41,6 +41,21 @@ def git_commit() -> str:
         return "unknown"
 
 
+def code_commit() -> str:
+    """The commit of the code that is running: the one `pairlib run` saw when the notebook started (it passes it on
+    in PAIRLIB_COMMIT), else the one at first use in this process. Commits made while a long notebook runs do not
+    change the stamp of what it writes, because its kernel still runs the code it imported."""
+    global _FIRST_COMMIT
+    if os.environ.get("PAIRLIB_COMMIT"):
+        return os.environ["PAIRLIB_COMMIT"]
+    if _FIRST_COMMIT is None:
+        _FIRST_COMMIT = git_commit()
+    return _FIRST_COMMIT
+
+
+_FIRST_COMMIT: str | None = None
+
+
 def library_versions() -> dict[str, str]:
     out = {}
     for lib in LIBRARIES:
@@ -52,7 +67,7 @@ def library_versions() -> dict[str, str]:
 
 
 def stamp(profile: str) -> dict[str, Any]:
-    return {"commit": git_commit(), "profile": profile, "hardware": hardware_label(), "hardware_detail": hardware(),
+    return {"commit": code_commit(), "profile": profile, "hardware": hardware_label(), "hardware_detail": hardware(),
             "versions": library_versions(), "written": _dt.datetime.now().isoformat(timespec="seconds")}
 
 

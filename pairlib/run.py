@@ -144,6 +144,7 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
         failed = out_dir / f"{nb.stem}.failed.ipynb"
         failed.unlink(missing_ok=True)
         commit = git_commit()  # the code the notebook starts with (later commits during a long run do not count)
+        os.environ["PAIRLIB_COMMIT"] = commit  # the kernel stamps its tables with it (report.code_commit)
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(NOTEBOOK_DIR),

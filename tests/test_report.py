@@ -16,6 +16,12 @@ def test_save_table_writes_csv_markdown_and_stamp(tmp_path):
     assert "| model" in md and "profile smoke" in md and "derived split" in md
 
 
+def test_the_stamp_names_the_commit_the_run_started_at(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAIRLIB_COMMIT", "0123abcd4567")  # what `pairlib run` passes to the kernel
+    report.save_table(pd.DataFrame({"a": [1]}), "t", tmp_path, "smoke")
+    assert json.loads((tmp_path / "tables" / "t.meta.json").read_text())["commit"] == "0123abcd4567"
+
+
 def _claim(cid, ours="1", verdict="partly"):
     return report.Claim(cid, "DeFormer", "d", "3.2", ours, "x", verdict, "20_some_notebook")
 
