@@ -209,8 +209,9 @@ class DiPairExperiment:
         queries = pd.factorize(self.pool_pairs.query_id)
         passages = pd.factorize(self.pool_pairs.passage_id)
         if result is None:
-            first_q = torch.tensor(pd.Series(range(len(queries[0]))).groupby(queries[0]).first().tolist())
-            first_p = torch.tensor(pd.Series(range(len(passages[0]))).groupby(passages[0]).first().tolist())
+            # factorize numbers values in order of first appearance, so these rows hold unique 0, 1, 2, ...
+            first_q = torch.tensor(pd.Series(queries[0]).drop_duplicates().index.tolist())
+            first_p = torch.tensor(pd.Series(passages[0]).drop_duplicates().index.tolist())
             states = [*kept_states(model, "query", pool["query_input_ids"][first_q],
                                    pool["query_attention_mask"][first_q]),
                       *kept_states(model, "passage", pool["passage_input_ids"][first_p],
