@@ -12,7 +12,7 @@ mean of the teacher's logits (session 4's `cpu` run of 41).
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -50,6 +50,31 @@ class DiPairRecipe(RecipeBase):
     warmup_ratio: float = 0.1
     seed: int = 42
     max_steps: int | None = None
+
+    def settings_for(self, model: str) -> dict:
+        """The fields a `model` ('teacher', 'pool', 'end-to-end' or 'two-stage' student) depends on, which name its
+        artifact folder: a change to a student's settings must not retrain the teacher or students it cannot affect
+        (a 20-minute teacher on 2 cores), and the evaluation settings affect no model."""
+        if model not in MODEL_DEPENDENCIES:
+            raise ValueError(f"model must be one of {list(MODEL_DEPENDENCIES)}, got {model!r}")
+        names: list[str] = []
+        for kind, own in MODEL_DEPENDENCIES.items():
+            names += own
+            if kind == model:
+                return {name: getattr(self, name) for name in names}
+        raise AssertionError("unreachable")
+
+
+# each kind of model depends on its own fields and on those of every kind before it (the teacher scores the pool,
+# whose scores the students learn; two-stage training adds stage 1 to end-to-end's fields)
+MODEL_DEPENDENCIES = {
+    "teacher": ("task", "cross_length", "train_examples", "teacher_epochs", "teacher_lr", "batch_size",
+                "warmup_ratio", "seed", "max_steps"),
+    "pool": ("pool_queries", "pool_passages"),
+    "end-to-end": ("query_length", "passage_length", "student_epochs", "student_lr"),
+    "two-stage": ("stage1_epochs", "stage1_lr"),
+}
+EVALUATION_FIELDS = ("eval_examples", "eval_split")
 
 
 
@@ -174,10 +199,11 @@ class DiPairExperiment:
         r = self.recipe
         return encode_pairs(self.tokenizer, queries, passages, r.query_length, r.passage_length, r.cross_length)
 
-    def artifact_dir(self, name: str, **extra) -> Path:
+    def artifact_dir(self, name: str, depends_on: str, **extra) -> Path:
+        """`depends_on`: the kind of model (see `DiPairRecipe.settings_for`), whose settings name the folder."""
         from .report import artifact_dir
         return artifact_dir(self.out_dir, f"dipair-{self.recipe.task}-{name}",
-                            {"backbone": self.backbone, **asdict(self.recipe), **extra})
+                            {"backbone": self.backbone, **self.recipe.settings_for(depends_on), **extra})
 
     def _config(self, out: Path, epochs: int, lr: float, frozen=()) -> TrainConfig:
         r = self.recipe
@@ -192,9 +218,9 @@ class DiPairExperiment:
                              "train_seconds": round(result.seconds, 1),
                              "final_train_loss": result.history[-1]["train_loss"] if result.history else None})
 
-    def _fit(self, name: str, model, tensors, loss_fn, epochs: int, lr: float, frozen=(), stage: str = "",
-             **extra):
-        out = self.artifact_dir(name, **extra)
+    def _fit(self, name: str, depends_on: str, model, tensors, loss_fn, epochs: int, lr: float, frozen=(),
+             stage: str = "", **extra):
+        out = self.artifact_dir(name, depends_on, **extra)
         dataset = TensorDictDataset(tensors)
         trained, result = train_and_reload(model, dataset, loss_fn, self._config(out, epochs, lr, frozen))
         self._record(name, stage, out, len(dataset), epochs, lr, result)
@@ -204,7 +230,7 @@ class DiPairExperiment:
         """Stage 1: the encoders frozen, so their kept states are computed once (each unique query and passage)
         and the projections and head train on them for `stage1_epochs`."""
         r, pool = self.recipe, self.pool()
-        out = self.artifact_dir(name, **extra)
+        out = self.artifact_dir(name, "two-stage", **extra)
         result = finished_result(out)
         queries = pd.factorize(self.pool_pairs.query_id)
         passages = pd.factorize(self.pool_pairs.passage_id)
@@ -232,15 +258,16 @@ class DiPairExperiment:
         """The full backbone as a cross-encoder, fine-tuned on the labelled pairs."""
         if self._teacher is None:
             model = CrossEncoder.from_backbone(self.backbone)
-            self._teacher = self._fit("teacher", model, self.train_tensors, label_loss, self.recipe.teacher_epochs,
-                                      self.recipe.teacher_lr)
+            r = self.recipe
+            self._teacher = self._fit("teacher", "teacher", model, self.train_tensors, label_loss, r.teacher_epochs,
+                                      r.teacher_lr)
         return self._teacher
 
     def pool(self) -> dict[str, torch.Tensor]:
         """The distillation pool's inputs with the teacher's logits as `targets`, scored once and kept on disk."""
         if self._pool_tensors is None:
             tensors = self._encode(list(self.pool_pairs["query"]), list(self.pool_pairs["passage"]))
-            path = self.artifact_dir("pool-scores") / "teacher_logits.pt"
+            path = self.artifact_dir("pool-scores", "pool") / "teacher_logits.pt"
             if path.exists():
                 targets = torch.load(path)
             else:
@@ -260,18 +287,18 @@ class DiPairExperiment:
         if schedule == "two-stage" and isinstance(model, DiPairModel):
             extra["stage1"] = "kept-states"  # stage 1 on states computed once (folders of older runs differ)
             model = self._fit_head(f"{name}-stage1", model, **extra)
-            return self._fit(f"{name}-stage2", model, pool, score_loss, r.student_epochs, r.student_lr,
+            return self._fit(f"{name}-stage2", "two-stage", model, pool, score_loss, r.student_epochs, r.student_lr,
                              stage="2 (all)", **extra)
         if schedule == "two-stage" and two_encoders:
-            model = self._fit(f"{name}-stage1", model, pool, score_loss, r.stage1_epochs, r.stage1_lr,
+            model = self._fit(f"{name}-stage1", "two-stage", model, pool, score_loss, r.stage1_epochs, r.stage1_lr,
                               frozen=model.encoder_prefixes, stage="1 (encoders frozen)", **extra)
-            return self._fit(f"{name}-stage2", model, pool, score_loss, r.student_epochs, r.student_lr,
+            return self._fit(f"{name}-stage2", "two-stage", model, pool, score_loss, r.student_epochs, r.student_lr,
                              stage="2 (all)", **extra)
         # end to end, a two-encoder student gets one more full epoch: the pass over the encoders that two-stage
         # training spends on stage 1 (once, however many head epochs follow)
         epochs = r.student_epochs + (1 if two_encoders else 0)
-        return self._fit(f"{name}-end-to-end", model, pool, score_loss, epochs, r.student_lr, stage="end to end",
-                         **extra)
+        return self._fit(f"{name}-end-to-end", "end-to-end", model, pool, score_loss, epochs, r.student_lr,
+                         stage="end to end", **extra)
 
     def dipair(self, schedule: str = "two-stage", **head) -> DiPairModel:
         model = DiPairModel.from_backbone(self.backbone, **head)

@@ -56,7 +56,7 @@ def test_stage_one_trains_only_the_new_layers(tmp_path):
     from pairlib.dipair import DiPairModel
     model = DiPairModel.from_backbone("minilm-l6", query_tokens=2, passage_tokens=4, head_dim=32, head_heads=2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    stage1 = exp._fit("s1", model, exp.pool(), score_loss,
+    stage1 = exp._fit("s1", "two-stage", model, exp.pool(), score_loss,
                       1, 1e-3, frozen=model.encoder_prefixes)
     after = stage1.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("query_encoder."))
@@ -70,3 +70,21 @@ def test_amortised_cost_follows_the_formula():
     row = amortised_cost(units, [10], [100]).iloc[0]
     assert row.cross_encoder_s == pytest.approx(10 * 100 * 0.03)
     assert row.dipair_s == pytest.approx(10 * 0.01 + 100 * 0.02 + 1000 * 0.0001)
+
+
+def test_each_model_is_named_by_every_setting_that_can_change_it_and_no_other():
+    from dataclasses import fields
+
+    from pairlib.dipair_training import EVALUATION_FIELDS, MODEL_DEPENDENCIES
+    recipe = DiPairRecipe()
+    assert set(recipe.settings_for("two-stage")) | set(EVALUATION_FIELDS) == {f.name for f in fields(recipe)}
+    changed = DiPairRecipe(stage1_epochs=7, student_lr=1e-3, eval_examples=5)
+    assert recipe.settings_for("teacher") == changed.settings_for("teacher")
+    assert recipe.settings_for("pool") == changed.settings_for("pool")
+    assert recipe.settings_for("end-to-end") != changed.settings_for("end-to-end")
+    assert DiPairRecipe(stage1_epochs=7).settings_for("end-to-end") == recipe.settings_for("end-to-end")
+    assert DiPairRecipe(stage1_epochs=7).settings_for("two-stage") != recipe.settings_for("two-stage")
+    assert DiPairRecipe(teacher_lr=1.0).settings_for("pool") != recipe.settings_for("pool")
+    assert list(MODEL_DEPENDENCIES) == ["teacher", "pool", "end-to-end", "two-stage"]
+    with pytest.raises(ValueError, match="must be one of"):
+        recipe.settings_for("student")
