@@ -167,7 +167,7 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
     state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0}
     if config.resume and (last / "trainer_state.json").exists():
         saved = json.loads((last / "trainer_state.json").read_text())
-        state, result = saved["state"], TrainResult(**saved["result"])
+        state, result = saved["state"], _saved_result(saved, out)
         result.resumed_from_step = state["global_step"]
         if saved.get("finished"):  # nothing left to train; the weights are in `best` (see train_and_reload)
             acc.print(f"{out} finished training earlier (step {state['global_step']}); not training again")
@@ -269,7 +269,16 @@ def finished_result(output_dir: str | Path) -> TrainResult | None:
     if not state.exists():
         return None
     saved = json.loads(state.read_text())
-    return TrainResult(**saved["result"]) if saved.get("finished") else None
+    return _saved_result(saved, output_dir) if saved.get("finished") else None
+
+
+def _saved_result(saved: dict, output_dir: str | Path) -> TrainResult:
+    """A saved run's record with its best weights looked up in `output_dir` as it is now, so that a folder that was
+    moved, renamed or cloned elsewhere still finds them."""
+    result = TrainResult(**saved["result"])
+    if result.best_dir is not None:
+        result.best_dir = str(Path(output_dir) / Path(result.best_dir).name)
+    return result
 
 
 def clear_checkpoints(output_dir: str | Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pairlib.train import TrainConfig, freeze, train
+from pairlib.train import TrainConfig, finished_result, freeze, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_task import Tiny, collate, dataset, evaluate, mse  # noqa: E402
@@ -62,6 +62,13 @@ def test_a_finished_run_keeps_only_its_record_and_is_not_trained_again(tmp_path)
 
     again = train(Tiny(), dataset(), collate, counting, _config(tmp_path))
     assert calls["n"] == 0 and again.global_step == first.global_step and again.best_dir == first.best_dir
+
+
+def test_a_moved_run_finds_its_weights_where_it_is_now(tmp_path):
+    train(Tiny(), dataset(), collate, mse, _config(tmp_path / "before"))
+    (tmp_path / "before").rename(tmp_path / "after")
+    moved = finished_result(tmp_path / "after")
+    assert moved.best_dir == str(tmp_path / "after" / "best") and (Path(moved.best_dir) / "model.pt").exists()
 
 
 def test_frozen_groups_do_not_move_and_gradient_accumulation_counts_steps(tmp_path):
