@@ -1,4 +1,5 @@
 """The README's and the paper pages' results are the committed cpu claims, never an older copy."""
+import pandas as pd
 import pytest
 
 from pairlib import report
@@ -29,3 +30,23 @@ def test_paper_pages_show_only_their_paper(tmp_path):
                          report.Claim("y.two", "FastBERT", "d", "1", "2", "x", "partly", "3_y")], tmp_path / "out")
     block = report.readme_block(tmp_path / "out", "DeFormer", "../")
     assert "`x.one`" in block and "`y.two`" not in block and "](../outputs/cpu/2_x.ipynb)" in block
+
+
+def test_the_readme_frontier_matches_outputs_cpu():
+    text = (report.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    expected = report.frontier_block(report.REPO_ROOT / "outputs" / "cpu")
+    assert expected in text, "README.md's frontier is stale: run `.venv/bin/pairlib readme` and commit"
+
+
+def test_the_frontier_block_shows_each_model_and_the_hardware(tmp_path):
+    out = tmp_path / "cpu"
+    assert "has not run" in report.frontier_block(out)
+    summary = pd.DataFrame({"model": ["teacher", "DE-Cos"], "method": ["cross-encoder", "dual encoder"],
+                            "auc_roc": [0.96, 0.93], "gflops_per_pair": [2.0, 0.01], "ms_per_pair_batch1": [10.0, 1.0],
+                            "ms_per_pair_batch64": [5.0, 0.1], "frontier_batch1": [True, True],
+                            "frontier_batch64": [True, False], "flops_ratio_vs_teacher": [1.0, 200.0],
+                            "speedup_batch1_vs_teacher": [1.0, 10.0], "speedup_batch64_vs_teacher": [1.0, 50.0]})
+    report.save_table(summary, "frontier_summary", out, "cpu")
+    block = report.frontier_block(out)
+    assert "| DE-Cos | 0.930 | 0.01 | 1 | 0.1 | 10.0x / 50.0x | yes /  |" in block
+    assert "batch 64" in block and report.hardware_label() in block and "outputs/cpu/figures/frontier.png" in block
