@@ -264,12 +264,11 @@ def frontier_block(out_dir: str | Path) -> str:
     lines = [f"![the speed-quality frontier](outputs/{Path(out_dir).name}/figures/frontier.png)", "",
              f"| model | AUC-ROC | GFLOPs / pair | ms / pair, batch 1 | ms / pair, batch {big} | speedup vs teacher, "
              f"batch 1 / {big} | on the frontier, batch 1 / {big} |", "|---|---|---|---|---|---|---|"]
-    for r in t.itertuples(index=False):
-        row = r._asdict()
-        lines.append(f"| {r.model} | {r.auc_roc:.3f} | {r.gflops_per_pair:.3g} | {r.ms_per_pair_batch1:.3g} | "
-                     f"{row[f'ms_per_pair_batch{big}']:.3g} | {r.speedup_batch1_vs_teacher:.1f}x / "
-                     f"{row[f'speedup_batch{big}_vs_teacher']:.1f}x | {yes(r.frontier_batch1)} / "
-                     f"{yes(row[f'frontier_batch{big}'])} |")
+    for r in t.to_dict("records"):
+        lines.append(f"| {r['model']} | {r['auc_roc']:.3f} | {r['gflops_per_pair']:.3g} | "
+                     f"{r['ms_per_pair_batch1']:.3g} | {r[f'ms_per_pair_batch{big}']:.3g} | "
+                     f"{r['speedup_batch1_vs_teacher']:.1f}x / {r[f'speedup_batch{big}_vs_teacher']:.1f}x | "
+                     f"{yes(r['frontier_batch1'])} / {yes(r[f'frontier_batch{big}'])} |")
     lines += ["", f"_{stamp_line(meta)}_"]
     return f"{FRONTIER_START}\n" + "\n".join(lines) + f"\n{FRONTIER_END}"
 

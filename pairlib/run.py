@@ -197,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pairlib", description="Run pairlib's notebooks with papermill.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="show notebooks and profiles")
-    rd = sub.add_parser("readme", help="regenerate the claims tables of README.md and docs/*.md from outputs/<profile>/claims.csv")
+    rd = sub.add_parser("readme", help="regenerate the generated blocks (claims, frontier) of README.md and "
+                        "docs/*.md from outputs/<profile>/")
     rd.add_argument("--profile", default="cpu")
     r = sub.add_parser("run", help="execute notebooks in order with a profile's parameters")
     r.add_argument("--profile", default="smoke", help="params/<profile>.yaml (default: smoke)")
