@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from . import data, metrics
 from .backbone import load_tokenizer
-from .dipair import CrossEncoder, DiPairModel, DualEncoder, EncodedSide, TwoEncoderModel
+from .dipair import HEAD_SETTINGS, CrossEncoder, DiPairModel, DualEncoder, EncodedSide, TwoEncoderModel
 from .train import RecipeBase, TensorDictDataset, TrainConfig, TrainResult, finished_result, train, train_and_reload
 
 SCHEDULES = ("two-stage", "end-to-end")
@@ -45,7 +45,7 @@ class DiPairRecipe(RecipeBase):
     student_epochs: int = 1  # stage 2 (everything trained), or the whole end-to-end run
     student_lr: float = 5e-5
     stage1_epochs: int = 1  # stage 1: encoders frozen, only the new layers train (DiPair: on states computed once)
-    stage1_lr: float = 1e-3
+    stage1_lr: float = 3e-4  # 1e-3 left the transformer head underfitting (session 6: docs/dipair.md)
     batch_size: int = 16
     warmup_ratio: float = 0.1
     seed: int = 42
@@ -302,7 +302,9 @@ class DiPairExperiment:
 
     def dipair(self, schedule: str = "two-stage", **head) -> DiPairModel:
         model = DiPairModel.from_backbone(self.backbone, **head)
-        return self.distil("dipair", model, schedule, head=head)
+        # every head setting, defaults included, names the folder: a changed default is a different model
+        settings = {k: getattr(model.config, k) for k in HEAD_SETTINGS}
+        return self.distil("dipair", model, schedule, head=settings)
 
     def small_cross(self, layers: int) -> CrossEncoder:
         return self.distil(f"cross-{layers}l", CrossEncoder.from_backbone(self.backbone, num_layers=layers),
