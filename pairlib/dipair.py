@@ -23,9 +23,9 @@ from transformers.utils import ModelOutput
 from .backbone import config_settings, init_bert_weights, load_backbone
 
 HEADS = ("transformer", "ffnn")
-# the config fields that shape DiPair's head (m, n, d', L_h and the rest)
-HEAD_SETTINGS = ("query_tokens", "passage_tokens", "head_dim", "head_layers", "head_heads", "head_type",
-                 "head_norm_first")
+# DiPair's own config fields (m, n, d', L_h and the rest), beyond the backbone's
+DIPAIR_SETTINGS = ("query_tokens", "passage_tokens", "head_dim", "head_layers", "head_heads", "head_type",
+                   "shared_encoders", "head_norm_first")
 
 
 class DiPairConfig(BertConfig):

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from . import data, metrics
 from .backbone import load_tokenizer
-from .dipair import HEAD_SETTINGS, CrossEncoder, DiPairModel, DualEncoder, EncodedSide, TwoEncoderModel
+from .dipair import DIPAIR_SETTINGS, CrossEncoder, DiPairModel, DualEncoder, EncodedSide, TwoEncoderModel
 from .train import RecipeBase, TensorDictDataset, TrainConfig, TrainResult, finished_result, train, train_and_reload
 
 SCHEDULES = ("two-stage", "end-to-end")
@@ -302,8 +302,8 @@ class DiPairExperiment:
 
     def dipair(self, schedule: str = "two-stage", **head) -> DiPairModel:
         model = DiPairModel.from_backbone(self.backbone, **head)
-        # every head setting, defaults included, names the folder: a changed default is a different model
-        settings = {k: getattr(model.config, k) for k in HEAD_SETTINGS}
+        # every DiPair setting, defaults included, names the folder: a changed default is a different model
+        settings = {k: getattr(model.config, k) for k in DIPAIR_SETTINGS}
         return self.distil("dipair", model, schedule, head=settings)
 
     def small_cross(self, layers: int) -> CrossEncoder:
