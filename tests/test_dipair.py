@@ -19,10 +19,11 @@ def inputs():
             "passage_input_ids": p["input_ids"], "passage_attention_mask": p["attention_mask"]}
 
 
-@pytest.mark.parametrize("head_type,shared", [("transformer", True), ("ffnn", False)])
-def test_cached_scoring_equals_scoring_from_text(inputs, head_type, shared):
+@pytest.mark.parametrize("head_type,shared,pre_ln", [("transformer", True, True), ("transformer", True, False),
+                                                    ("ffnn", False, True)])
+def test_cached_scoring_equals_scoring_from_text(inputs, head_type, shared, pre_ln):
     model = DiPairModel.from_backbone("minilm-l6", query_tokens=4, passage_tokens=12, head_dim=64, head_layers=2,
-                                      head_type=head_type, shared_encoders=shared).eval()
+                                      head_type=head_type, shared_encoders=shared, head_norm_first=pre_ln).eval()
     with torch.no_grad():
         direct = model(**inputs)
         q = model.encode_query(inputs["query_input_ids"], inputs["query_attention_mask"])
@@ -49,12 +50,20 @@ def test_truncation_keeps_exactly_m_and_n_tokens(inputs):
 
 def test_save_and_load_round_trip(inputs, tmp_path):
     for cls, kw in [(DiPairModel, {"head_dim": 32, "head_heads": 2, "shared_encoders": False}),
+                    (DiPairModel, {"head_dim": 32, "head_heads": 2, "head_norm_first": False}),
                     (DualEncoder, {"scorer": "ffnn"})]:
         model = cls.from_backbone("minilm-l6", **kw).eval()
         model.save_pretrained(tmp_path / cls.__name__)
         again = cls.from_pretrained(tmp_path / cls.__name__).eval()
         with torch.no_grad():
             torch.testing.assert_close(model(**inputs), again(**inputs))
+
+
+def test_the_head_is_pre_ln_unless_asked_otherwise():
+    pre = DiPairModel.from_backbone("minilm-l6", head_dim=32, head_heads=2, head_layers=2)
+    post = DiPairModel.from_backbone("minilm-l6", head_dim=32, head_heads=2, head_layers=2, head_norm_first=False)
+    assert all(layer.norm_first for layer in pre.head.body.layers) and pre.head.body.norm is not None
+    assert not any(layer.norm_first for layer in post.head.body.layers) and post.head.body.norm is None
 
 
 def test_shared_encoders_are_one_module():

@@ -88,3 +88,12 @@ def test_each_model_is_named_by_every_setting_that_can_change_it_and_no_other():
     assert list(MODEL_DEPENDENCIES) == ["teacher", "pool", "end-to-end", "two-stage"]
     with pytest.raises(ValueError, match="must be one of"):
         recipe.settings_for("student")
+
+
+def test_every_dipair_setting_names_its_folder():
+    """A DiPair setting left out of the folder's name would let a changed model reuse a stale one."""
+    import inspect
+
+    from pairlib.dipair import DIPAIR_SETTINGS, DiPairConfig
+    own = set(inspect.signature(DiPairConfig.__init__).parameters) - {"self", "kwargs"}
+    assert set(DIPAIR_SETTINGS) == own
