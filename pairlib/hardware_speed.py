@@ -128,17 +128,19 @@ def other_hardware(root: str | os.PathLike | None = None) -> pd.DataFrame:
     from .report import REPO_ROOT
     root = Path(root) if root is not None else REPO_ROOT / "outputs" / "hardware"
     frames = [pd.read_csv(f).assign(machine=f.parent.name) for f in sorted(root.glob("*/hardware_speed.csv"))]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*COLUMNS, "machine"])
 
 
 COLUMNS = ["hardware", "dtype", "method", "batch", "model", "baseline", "ms_per_example", "examples_per_s", "speedup"]
 
 
 def speedup_table(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per method and model, one column per machine, precision and batch size (baselines left out)."""
+    """One row per method and model, one column per machine (its `machine` name where given, else its hardware),
+    precision and batch size; the baselines left out."""
     t = table[table.model != table.baseline].copy()
-    t["where"] = t.hardware.str.split(",").str[0] + " " + t.dtype + " b" + t.batch.astype(str)
-    order = list(dict.fromkeys(t.sort_values(["hardware", "dtype", "batch"])["where"]))
+    machine = t["machine"].fillna(t.hardware) if "machine" in t else t.hardware
+    t["where"] = machine + " " + t.dtype + " b" + t.batch.astype(str)
+    order = list(dict.fromkeys(t.assign(m=machine).sort_values(["m", "dtype", "batch"])["where"]))
     wide = t.pivot_table(index=["method", "model"], columns="where", values="speedup", sort=False)
     return wide[order].reset_index()
 

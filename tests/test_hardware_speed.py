@@ -1,0 +1,62 @@
+import pandas as pd
+import pytest
+import torch
+
+from pairlib import hardware_speed
+from pairlib.backbone import load_backbone
+
+
+@pytest.fixture
+def tiny_shape(monkeypatch):
+    """A 2-layer, 32-wide backbone and short inputs, so that every comparison runs in seconds."""
+    for key, value in dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64).items():
+        monkeypatch.setitem(hardware_speed.MINILM_SHAPE, key, value)
+    monkeypatch.setitem(hardware_speed.DEFORMER, "split_layer", 1)
+    monkeypatch.setitem(hardware_speed.DEFORMER, "passage_length", 24)
+    monkeypatch.setitem(hardware_speed.FASTBERT, "max_length", 16)
+    monkeypatch.setitem(hardware_speed.DIPAIR, "head", dict(query_tokens=2, passage_tokens=4, head_dim=16,
+                                                            head_layers=1, head_heads=2))
+
+
+def test_the_shape_is_the_backbones():
+    config = load_backbone("minilm-l6")[0].config
+    assert {k: getattr(config, k) for k in hardware_speed.MINILM_SHAPE} == hardware_speed.MINILM_SHAPE
+
+
+def test_every_model_is_timed_against_its_methods_baseline(tiny_shape):
+    table = hardware_speed.measure("cpu", batch_sizes=(1, 2), repeats=1)
+    assert set(table.method) == set(hardware_speed.METHODS)
+    assert set(table.batch) == {1, 2}
+    for (method, batch), g in table.groupby(["method", "batch"]):
+        baseline = g[g.model == g.baseline.iloc[0]]
+        assert len(baseline) == 1 and baseline.speedup.iloc[0] == 1.0, (method, batch)
+        assert len(g) >= 2 and (g.ms_per_example > 0).all()
+    assert set(table.columns) == set(hardware_speed.COLUMNS)
+
+
+def test_speedups_and_summary_leave_the_baselines_out():
+    rows = [("cpu, 2 threads", "float32", "dipair", b, m, "teacher", 1.0, 1.0, s)
+            for b, m, s in [(1, "teacher", 1.0), (1, "head", 3.0), (8, "teacher", 1.0), (8, "head", 30.0)]]
+    table = pd.DataFrame(rows, columns=hardware_speed.COLUMNS)
+    wide = hardware_speed.speedup_table(table)
+    assert list(wide.model) == ["head"]
+    assert list(wide.columns[2:]) == ["cpu, 2 threads float32 b1", "cpu, 2 threads float32 b8"]
+    named = hardware_speed.speedup_table(table.assign(machine="laptop"))
+    assert list(named.columns[2:]) == ["laptop float32 b1", "laptop float32 b8"]
+    assert hardware_speed.summary_lines(table) == [
+        "dipair on cpu, 2 threads (float32): head 3.0x at batch 1, 30.0x at batch 8"]
+
+
+def test_other_hardware_reads_one_folder_per_machine(tmp_path):
+    assert hardware_speed.other_hardware(tmp_path).empty
+    row = pd.DataFrame([("H100 GPU", "float32", "dipair", 1, "teacher", "teacher", 1.0, 1.0, 1.0)],
+                       columns=hardware_speed.COLUMNS)
+    (tmp_path / "h100").mkdir()
+    row.to_csv(tmp_path / "h100" / "hardware_speed.csv", index=False)
+    assert list(hardware_speed.other_hardware(tmp_path).machine) == ["h100"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_gpu_that_is_not_there_is_a_clear_error():
+    with pytest.raises(ValueError, match="no GPU"):
+        hardware_speed.measure("cuda")
