@@ -23,7 +23,7 @@ from .deformer import DeFormerConfig, DeFormerForQuestionAnswering
 from .dipair import CrossEncoder, CrossEncoderConfig, DiPairConfig, DiPairModel, DualEncoder, DualEncoderConfig
 from .dipair_bench import scoring_fn
 from .fastbert import FastBertConfig, FastBertForSequenceClassification
-from .measure import hardware, hardware_label, time_side_by_side
+from .measure import count_flops, hardware, hardware_label, time_side_by_side
 
 # all-MiniLM-L6-v2's shape (tests/test_hardware_speed.py checks it against the installed backbone's config).
 MINILM_SHAPE = dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
@@ -41,16 +41,19 @@ def _ids(batch: int, length: int, device: str) -> tuple[torch.Tensor, torch.Tens
     return ids, torch.ones_like(ids)
 
 
-def _ready(model: torch.nn.Module, device: str, dtype: torch.dtype) -> torch.nn.Module:
+def _ready(model: torch.nn.Module, device: str, dtype: torch.dtype, attention: str | None) -> torch.nn.Module:
+    if attention is not None:
+        model.set_attn_implementation(attention)
     return model.to(device=device, dtype=dtype).eval()
 
 
-def deformer_fns(batch: int, device: str, dtype: torch.dtype) -> tuple[dict[str, Callable], str]:
+def deformer_fns(batch: int, device: str, dtype: torch.dtype, attention: str | None = None) -> tuple[dict[str, Callable], str]:
     """The original model (k=0) on question + passage against the DeFormer with the passage's lower layers cached."""
     s = DEFORMER
-    original = _ready(DeFormerForQuestionAnswering(DeFormerConfig(split_layer=0, **MINILM_SHAPE)), device, dtype)
+    original = _ready(DeFormerForQuestionAnswering(DeFormerConfig(split_layer=0, **MINILM_SHAPE)), device, dtype,
+                      attention)
     deformer = _ready(DeFormerForQuestionAnswering(DeFormerConfig(split_layer=s["split_layer"], **MINILM_SHAPE)),
-                      device, dtype)
+                      device, dtype, attention)
     q_ids, q_mask = _ids(batch, s["question_length"], device)
     p_ids, p_mask = _ids(batch, s["passage_length"], device)
     with torch.inference_mode():
@@ -61,7 +64,7 @@ def deformer_fns(batch: int, device: str, dtype: torch.dtype) -> tuple[dict[str,
                 **question, passage_states=states, passage_attention_mask=p_mask)}, "original"
 
 
-def fastbert_fns(batch: int, device: str, dtype: torch.dtype) -> tuple[dict[str, Callable], str]:
+def fastbert_fns(batch: int, device: str, dtype: torch.dtype, attention: str | None = None) -> tuple[dict[str, Callable], str]:
     """The teacher (all layers, last classifier) against adaptive inference in which every sample exits at layer l:
     FastBERT's speedup when the exits fall there (which exits occur depends on the trained model and the speed)."""
     s = FASTBERT
@@ -70,7 +73,7 @@ def fastbert_fns(batch: int, device: str, dtype: torch.dtype) -> tuple[dict[str,
 
     def model(n: int) -> FastBertForSequenceClassification:
         return _ready(FastBertForSequenceClassification(FastBertConfig(
-            **{**MINILM_SHAPE, "num_hidden_layers": n}, num_labels=s["num_labels"])), device, dtype)
+            **{**MINILM_SHAPE, "num_hidden_layers": n}, num_labels=s["num_labels"])), device, dtype, attention)
     teacher = model(layers)
     fns: dict[str, Callable] = {"teacher": lambda: teacher(input_ids=ids, attention_mask=mask)}
     for n in (1, layers // 2, layers):
@@ -78,7 +81,7 @@ def fastbert_fns(batch: int, device: str, dtype: torch.dtype) -> tuple[dict[str,
     return fns, "teacher"
 
 
-def dipair_fns(batch: int, device: str, dtype: torch.dtype) -> tuple[dict[str, Callable], str]:
+def dipair_fns(batch: int, device: str, dtype: torch.dtype, attention: str | None = None) -> tuple[dict[str, Callable], str]:
     """The teacher cross-encoder and its 1-layer cut against DiPair's head and DE-Cos scoring from cached sides."""
     s = DIPAIR
     q_ids, q_mask = _ids(batch, s["query_length"], device)
@@ -91,17 +94,28 @@ def dipair_fns(batch: int, device: str, dtype: torch.dtype) -> tuple[dict[str, C
               "cross-1l": CrossEncoder(CrossEncoderConfig(**{**MINILM_SHAPE, "num_hidden_layers": 1})),
               "dipair-tsf": DiPairModel(DiPairConfig(**MINILM_SHAPE, **s["head"])),
               "de-cos": DualEncoder(DualEncoderConfig(scorer="cosine", **MINILM_SHAPE))}
-    return {name: scoring_fn(_ready(m, device, dtype), tensors, batch) for name, m in models.items()}, "teacher"
+    return {name: scoring_fn(_ready(m, device, dtype, attention), tensors, batch) for name, m in models.items()}, "teacher"
 
 
 METHODS = {"deformer": deformer_fns, "fastbert": fastbert_fns, "dipair": dipair_fns}
 
 
+def flops_per_example(method: str) -> dict[str, float]:
+    """Each model's FLOPs for one example (counted on the CPU with eager attention, whose matmuls the counter sees;
+    FLOPs do not depend on the hardware): the limit a measured speedup can reach. The counter sees matrix products
+    only, so DE-Cos's cosine (elementwise work) counts as 0 and gets no ratio."""
+    torch.manual_seed(0)
+    fns, _ = METHODS[method](1, "cpu", torch.float32, attention="eager")
+    return {name: float(count_flops(fn)) for name, fn in fns.items()}
+
+
 def measure(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 32, 256), dtypes: tuple[str, ...] = ("float32",),
             repeats: int = 10) -> pd.DataFrame:
-    """Per method, dtype and batch size: each model's ms per example and speedup over the method's baseline."""
+    """Per method, dtype and batch size: each model's ms per example and speedup over the method's baseline, beside
+    its FLOPs ratio over the baseline."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for, but torch sees no GPU here; use --device cpu")
+    flops = {method: flops_per_example(method) for method in METHODS}
     rows = []
     for dtype_name in dtypes:
         dtype = getattr(torch, dtype_name)
@@ -114,7 +128,10 @@ def measure(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 32, 256), dt
                     rows.append({"hardware": hardware_label(), "dtype": dtype_name, "method": method, "batch": b,
                                  "model": name, "baseline": baseline, "ms_per_example": t.per_example_ms,
                                  "examples_per_s": t.examples_per_s,
-                                 "speedup": timings[baseline].median_s / t.median_s})
+                                 "speedup": timings[baseline].median_s / t.median_s,
+                                 "gflops_per_example": flops[method][name] / 1e9,
+                                 "flops_ratio": (flops[method][baseline] / flops[method][name]
+                                                 if flops[method][name] else float("nan"))})
                 del fns
                 if device.startswith("cuda"):
                     torch.cuda.empty_cache()
@@ -131,7 +148,8 @@ def other_hardware(root: str | os.PathLike | None = None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*COLUMNS, "machine"])
 
 
-COLUMNS = ["hardware", "dtype", "method", "batch", "model", "baseline", "ms_per_example", "examples_per_s", "speedup"]
+COLUMNS = ["hardware", "dtype", "method", "batch", "model", "baseline", "ms_per_example", "examples_per_s", "speedup",
+           "gflops_per_example", "flops_ratio"]
 
 
 def speedup_table(table: pd.DataFrame) -> pd.DataFrame:

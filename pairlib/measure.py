@@ -116,11 +116,18 @@ def count_flops(fn: Callable[[], Any]) -> int:
     """FLOPs (2 x MACs) of one call, as counted by torch's FlopCounterMode (matmuls, convolutions, attention).
 
     Count with `attn_implementation="eager"`: the CPU kernel behind SDPA attention is invisible to the counter, which
-    then misses the two L^2 attention matmuls (tests/test_measure.py shows both cases).
+    then misses the two L^2 attention matmuls (tests/test_measure.py shows both cases). torch's own transformer layers
+    (DiPair's head) are counted with their inference fast path off, since its fused kernel hides even the linear
+    layers; their attention matmuls still run in SDPA and stay unseen (small for a head over 40 tokens).
     """
     counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with counter:
+            fn()
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     return int(counter.get_total_flops())
 
 

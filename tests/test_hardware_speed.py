@@ -31,13 +31,16 @@ def test_every_model_is_timed_against_its_methods_baseline(tiny_shape):
         baseline = g[g.model == g.baseline.iloc[0]]
         assert len(baseline) == 1 and baseline.speedup.iloc[0] == 1.0, (method, batch)
         assert len(g) >= 2 and (g.ms_per_example > 0).all()
+        assert baseline.flops_ratio.iloc[0] == 1.0
+    head = table[table.model == "dipair-tsf"].iloc[0]
+    assert 1 < head.flops_ratio < float("inf")  # the head's own matmuls are counted, not hidden by a fused kernel
     assert set(table.columns) == set(hardware_speed.COLUMNS)
 
 
 def test_speedups_and_summary_leave_the_baselines_out():
-    rows = [("cpu, 2 threads", "float32", "dipair", b, m, "teacher", 1.0, 1.0, s)
-            for b, m, s in [(1, "teacher", 1.0), (1, "head", 3.0), (8, "teacher", 1.0), (8, "head", 30.0)]]
-    table = pd.DataFrame(rows, columns=hardware_speed.COLUMNS)
+    table = pd.DataFrame([dict(hardware="cpu, 2 threads", dtype="float32", method="dipair", batch=b, model=m,
+                               baseline="teacher", speedup=s)
+                          for b, m, s in [(1, "teacher", 1.0), (1, "head", 3.0), (8, "teacher", 1.0), (8, "head", 30.0)]])
     wide = hardware_speed.speedup_table(table)
     assert list(wide.model) == ["head"]
     assert list(wide.columns[2:]) == ["cpu, 2 threads float32 b1", "cpu, 2 threads float32 b8"]
@@ -49,8 +52,8 @@ def test_speedups_and_summary_leave_the_baselines_out():
 
 def test_other_hardware_reads_one_folder_per_machine(tmp_path):
     assert hardware_speed.other_hardware(tmp_path).empty
-    row = pd.DataFrame([("H100 GPU", "float32", "dipair", 1, "teacher", "teacher", 1.0, 1.0, 1.0)],
-                       columns=hardware_speed.COLUMNS)
+    row = pd.DataFrame([dict(hardware="H100 GPU", dtype="float32", method="dipair", batch=1, model="teacher",
+                             baseline="teacher", speedup=1.0)])
     (tmp_path / "h100").mkdir()
     row.to_csv(tmp_path / "h100" / "hardware_speed.csv", index=False)
     assert list(hardware_speed.other_hardware(tmp_path).machine) == ["h100"]

@@ -56,3 +56,14 @@ def test_time_side_by_side_and_speedup():
 def test_hardware_is_named():
     assert measure.hardware_label()
     assert "cores" in measure.hardware()
+
+
+def test_torch_transformer_layers_are_counted_with_their_fast_path_off():
+    # In inference, nn.TransformerEncoderLayer runs one fused kernel that the counter cannot see (it counted 256 of
+    # DiPair's head's 31M FLOPs); count_flops turns that path off and leaves the setting as it was.
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True).eval()
+    x = torch.randn(1, 4, 16)
+    # projections and FFN; its attention matmuls run in CPU SDPA, unseen as in the test above
+    expected = 2 * (4 * 4 * 16 * 16 + 2 * 4 * 16 * 32)
+    assert measure.count_flops(lambda: layer(x)) == expected
+    assert torch.backends.mha.get_fastpath_enabled()
