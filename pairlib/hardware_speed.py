@@ -36,6 +36,10 @@ DIPAIR = dict(query_length=32, passage_length=128, cross_length=160,
               head=dict(query_tokens=8, passage_tokens=32, head_dim=128, head_layers=2, head_heads=4))
 
 
+# Each builder returns zero-argument callables by model name and the name of the baseline they are compared with.
+Comparison = tuple[dict[str, Callable[[], object]], str]
+
+
 def _ids(batch: int, length: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     ids = torch.randint(1000, MINILM_SHAPE["vocab_size"], (batch, length), device=device)
     return ids, torch.ones_like(ids)
@@ -47,7 +51,8 @@ def _ready(model: torch.nn.Module, device: str, dtype: torch.dtype, attention: s
     return model.to(device=device, dtype=dtype).eval()
 
 
-def deformer_fns(batch: int, device: str, dtype: torch.dtype, attention: str | None = None) -> tuple[dict[str, Callable], str]:
+def deformer_fns(batch: int, device: str, dtype: torch.dtype,
+                 attention: str | None = None) -> Comparison:
     """The original model (k=0) on question + passage against the DeFormer with the passage's lower layers cached."""
     s = DEFORMER
     original = _ready(DeFormerForQuestionAnswering(DeFormerConfig(split_layer=0, **MINILM_SHAPE)), device, dtype,
@@ -64,7 +69,8 @@ def deformer_fns(batch: int, device: str, dtype: torch.dtype, attention: str | N
                 **question, passage_states=states, passage_attention_mask=p_mask)}, "original"
 
 
-def fastbert_fns(batch: int, device: str, dtype: torch.dtype, attention: str | None = None) -> tuple[dict[str, Callable], str]:
+def fastbert_fns(batch: int, device: str, dtype: torch.dtype,
+                 attention: str | None = None) -> Comparison:
     """The teacher (all layers, last classifier) against adaptive inference in which every sample exits at layer l:
     FastBERT's speedup when the exits fall there (which exits occur depends on the trained model and the speed)."""
     s = FASTBERT
@@ -81,7 +87,8 @@ def fastbert_fns(batch: int, device: str, dtype: torch.dtype, attention: str | N
     return fns, "teacher"
 
 
-def dipair_fns(batch: int, device: str, dtype: torch.dtype, attention: str | None = None) -> tuple[dict[str, Callable], str]:
+def dipair_fns(batch: int, device: str, dtype: torch.dtype,
+                 attention: str | None = None) -> Comparison:
     """The teacher cross-encoder and its 1-layer cut against DiPair's head and DE-Cos scoring from cached sides."""
     s = DIPAIR
     q_ids, q_mask = _ids(batch, s["query_length"], device)
@@ -94,7 +101,8 @@ def dipair_fns(batch: int, device: str, dtype: torch.dtype, attention: str | Non
               "cross-1l": CrossEncoder(CrossEncoderConfig(**{**MINILM_SHAPE, "num_hidden_layers": 1})),
               "dipair-tsf": DiPairModel(DiPairConfig(**MINILM_SHAPE, **s["head"])),
               "de-cos": DualEncoder(DualEncoderConfig(scorer="cosine", **MINILM_SHAPE))}
-    return {name: scoring_fn(_ready(m, device, dtype, attention), tensors, batch) for name, m in models.items()}, "teacher"
+    fns = {name: scoring_fn(_ready(m, device, dtype, attention), tensors, batch) for name, m in models.items()}
+    return fns, "teacher"
 
 
 METHODS = {"deformer": deformer_fns, "fastbert": fastbert_fns, "dipair": dipair_fns}
@@ -189,7 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(args.out, exist_ok=True)
     table.to_csv(os.path.join(args.out, "hardware_speed.csv"), index=False)
     with open(os.path.join(args.out, "hardware.json"), "w") as f:
-        json.dump({**hardware(), "transformers": transformers.__version__, "command": "python -m pairlib.hardware_speed " + " ".join(argv)}, f, indent=1)
+        json.dump({**hardware(), "transformers": transformers.__version__,
+                   "command": "python -m pairlib.hardware_speed " + " ".join(argv)}, f, indent=1)
     print(table.to_string())
 
 

@@ -38,9 +38,9 @@ def test_every_model_is_timed_against_its_methods_baseline(tiny_shape):
 
 
 def test_speedups_and_summary_leave_the_baselines_out():
+    speedups = [(1, "teacher", 1.0), (1, "head", 3.0), (8, "teacher", 1.0), (8, "head", 30.0)]
     table = pd.DataFrame([dict(hardware="cpu, 2 threads", dtype="float32", method="dipair", batch=b, model=m,
-                               baseline="teacher", speedup=s)
-                          for b, m, s in [(1, "teacher", 1.0), (1, "head", 3.0), (8, "teacher", 1.0), (8, "head", 30.0)]])
+                               baseline="teacher", speedup=s) for b, m, s in speedups])
     wide = hardware_speed.speedup_table(table)
     assert list(wide.model) == ["head"]
     assert list(wide.columns[2:]) == ["cpu, 2 threads float32 b1", "cpu, 2 threads float32 b8"]
