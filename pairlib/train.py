@@ -47,6 +47,9 @@ class TrainConfig:
     metric: str | None = None  # key of evaluate()'s dict that picks the best checkpoint
     greater_is_better: bool = True
     frozen: Sequence[str] = ()  # parameter-name prefixes that stay frozen
+    # parameter-name prefix -> its own peak lr: freshly initialised layers beside a pretrained encoder can need far
+    # more than the encoder's lr to leave their initialisation within a short run (FastBERT's classifiers)
+    lr_by_prefix: dict[str, float] = field(default_factory=dict)
     save_every_steps: int | None = None
     resume: bool = True
     find_unused_parameters: bool = False
@@ -57,8 +60,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        for name, lr in {"lr": self.lr, **{f"lr_by_prefix[{p!r}]": v for p, v in self.lr_by_prefix.items()}}.items():
+            if lr <= 0:
+                raise ValueError(f"TrainConfig.{name} must be > 0, got {lr}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"TrainConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
@@ -114,14 +118,25 @@ def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:
     return n
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float,
+                  lr_by_prefix: dict[str, float] | None = None) -> list[dict]:
+    """One AdamW group per (learning rate, decay or not); a parameter takes the lr of the first prefix it starts with."""
+    lr_by_prefix = lr_by_prefix or {}
+    groups: dict[tuple[float, bool], list] = {}
+    used = set()
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if any(name.endswith(s) for s in NO_DECAY) else decay).append(p)
-    if not decay and not no_decay:
+            prefix = next((pre for pre in lr_by_prefix if name.startswith(pre)), None)
+            used.add(prefix)
+            decays = not any(name.endswith(s) for s in NO_DECAY)
+            groups.setdefault((lr_by_prefix.get(prefix, lr), decays), []).append(p)
+    if not groups:
         raise ValueError("nothing to train: every parameter is frozen")
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    unused = set(lr_by_prefix) - used
+    if unused:
+        raise ValueError(f"lr_by_prefix: no trainable parameter name starts with {sorted(unused)}")
+    return [{"params": ps, "lr": group_lr, "weight_decay": weight_decay if decays else 0.0}
+            for (group_lr, decays), ps in groups.items()]
 
 
 def save_model(model: torch.nn.Module, path: Path) -> None:
@@ -146,7 +161,8 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
     acc = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=on_cpu, kwargs_handlers=[ddp])
     set_seed(config.seed)
     freeze(model, config.frozen)
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay, config.lr, config.lr_by_prefix),
+                                  lr=config.lr)
     model, optimizer = acc.prepare(model, optimizer)
     if teacher is not None:
         teacher = teacher.to(acc.device).eval().requires_grad_(False)

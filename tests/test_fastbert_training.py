@@ -1,9 +1,12 @@
 """FastBERT's two steps on a few real AG News examples: distillation leaves the backbone and the teacher alone."""
+from dataclasses import asdict
+
 import pytest
 import torch
 
 from pairlib.fastbert import full_model_flops, sample_flops
 from pairlib.fastbert_training import FastBertExperiment, FastBertRecipe
+from pairlib.report import artifact_dir
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +60,16 @@ def test_chinese_task_with_an_english_backbone_is_refused(tmp_path):
 def test_unknown_recipe_setting_is_refused():
     with pytest.raises(ValueError, match="unknown recipe setting"):
         FastBertRecipe.from_dict({"task": "ag_news", "distil_lr": 1e-4})
+
+
+def test_classifier_lr_applies_to_label_training_only_and_renames_only_its_own_folders(experiment, tmp_path):
+    from dataclasses import replace
+    fast = FastBertExperiment(replace(experiment.recipe, classifier_lr=1e-3), "minilm-l6", tmp_path, progress=False)
+    fast.distilled()
+    lrs = {r["model"]: r["classifier_lr"] for r in fast.records}
+    assert lrs == {"fine-tuned": 1e-3, "distilled": experiment.recipe.distill_lr}
+    # classifier_lr unset: the folder is named as before the setting existed, so trained models stay valid
+    assert experiment.artifact_dir("fine-tuned").name != fast.artifact_dir("fine-tuned").name
+    settings = {k: v for k, v in asdict(experiment.recipe).items() if k != "classifier_lr"}
+    assert experiment.artifact_dir("fine-tuned") == artifact_dir(experiment.out_dir, "fastbert-ag_news-fine-tuned",
+                                                                 {"backbone": "minilm-l6", **settings})

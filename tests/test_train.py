@@ -79,6 +79,17 @@ def test_frozen_groups_do_not_move_and_gradient_accumulation_counts_steps(tmp_pa
     assert result.global_step == 4  # 8 batches / 2
 
 
+def test_a_prefix_with_its_own_lr_moves_at_that_rate(tmp_path):
+    # One step of AdamW moves each weight by about its lr: the head at 1e-2, the encoder at 1e-4
+    model, before = Tiny(), Tiny()
+    train(model, dataset(16), collate, mse, _config(tmp_path, epochs=1, batch_size=16, lr=1e-4, warmup_ratio=0,
+                                                   weight_decay=0, max_grad_norm=None,
+                                                   lr_by_prefix={"head.": 1e-2}))
+    head_step = (model.head.weight - before.head.weight).abs().max().item()
+    encoder_step = (model.encoder.weight - before.encoder.weight).abs().max().item()
+    assert head_step == pytest.approx(1e-2, rel=0.05) and encoder_step == pytest.approx(1e-4, rel=0.05)
+
+
 def test_distillation_teacher_reaches_the_loss(tmp_path):
     teacher = Tiny()
     seen = []
@@ -100,6 +111,10 @@ def test_bad_config_is_refused(tmp_path):
         train(Tiny(), dataset(), collate, mse, _config(tmp_path, metric="mse"))
     with pytest.raises(ValueError, match="no parameter name starts with"):
         freeze(Tiny(), ["decoder"])
+    with pytest.raises(ValueError, match=r"lr_by_prefix\['head.'\] must be > 0"):
+        TrainConfig(output_dir=str(tmp_path), lr_by_prefix={"head.": 0.0})
+    with pytest.raises(ValueError, match="no trainable parameter name starts with"):
+        train(Tiny(), dataset(), collate, mse, _config(tmp_path, lr_by_prefix={"decoder.": 1e-3}))
 
 
 def test_two_cpu_processes(tmp_path):
