@@ -120,7 +120,7 @@ def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:
 
 def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float,
                   lr_by_prefix: dict[str, float] | None = None) -> list[dict]:
-    """One AdamW group per (learning rate, decay or not); a parameter takes the lr of the first prefix it starts with."""
+    """One AdamW group per (learning rate, decays or not); a parameter takes the lr of the first prefix it matches."""
     lr_by_prefix = lr_by_prefix or {}
     groups: dict[tuple[float, bool], list] = {}
     used = set()
