@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -88,7 +89,7 @@ def fastbert_fns(batch: int, device: str, dtype: torch.dtype,
 
 
 def dipair_fns(batch: int, device: str, dtype: torch.dtype,
-                 attention: str | None = None) -> Comparison:
+               attention: str | None = None) -> Comparison:
     """The teacher cross-encoder and its 1-layer cut against DiPair's head and DE-Cos scoring from cached sides."""
     s = DIPAIR
     q_ids, q_mask = _ids(batch, s["query_length"], device)
@@ -103,6 +104,10 @@ def dipair_fns(batch: int, device: str, dtype: torch.dtype,
               "de-cos": DualEncoder(DualEncoderConfig(scorer="cosine", **MINILM_SHAPE))}
     fns = {name: scoring_fn(_ready(m, device, dtype, attention), tensors, batch) for name, m in models.items()}
     return fns, "teacher"
+
+
+COLUMNS = ["hardware", "dtype", "method", "batch", "model", "baseline", "ms_per_example", "examples_per_s", "speedup",
+           "gflops_per_example", "flops_ratio"]
 
 
 METHODS = {"deformer": deformer_fns, "fastbert": fastbert_fns, "dipair": dipair_fns}
@@ -149,15 +154,10 @@ def measure(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 32, 256), dt
 def other_hardware(root: str | os.PathLike | None = None) -> pd.DataFrame:
     """The same measurement from other machines: every `<root>/<machine>/hardware_speed.csv` (by default
     outputs/hardware/ in the repository), with its machine's folder name."""
-    from pathlib import Path
-    from .report import REPO_ROOT
+    from .report import REPO_ROOT  # here, not at the top: the CLI on a bare GPU machine never needs report's imports
     root = Path(root) if root is not None else REPO_ROOT / "outputs" / "hardware"
     frames = [pd.read_csv(f).assign(machine=f.parent.name) for f in sorted(root.glob("*/hardware_speed.csv"))]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*COLUMNS, "machine"])
-
-
-COLUMNS = ["hardware", "dtype", "method", "batch", "model", "baseline", "ms_per_example", "examples_per_s", "speedup",
-           "gflops_per_example", "flops_ratio"]
 
 
 def speedup_table(table: pd.DataFrame) -> pd.DataFrame:
