@@ -1,6 +1,13 @@
 """pairlib: reproducing DeFormer, FastBERT and DiPair with one small library and numbered notebooks.
 
-Modules, in the order data flows: data (tasks) -> backbone -> methods -> train -> metrics / measure -> report;
-run is the papermill runner.
+Layers, each importing only those above it (tests/test_layout.py checks it):
+
+    core       data (tasks) -> backbone -> train (the loop), losses, metrics, measure, artifacts
+    deformer   modeling -> inputs -> experiment (training) -> bench (measurement)      } one package per paper;
+    fastbert   modeling -> experiment                                                    } none imports another
+    dipair     modeling -> experiment -> bench                                           }
+    study      claims, report, frontier, hardware_speed (across the papers), run (the notebook runner)
+
+See pairlib/README.md for what lives where.
 """
 __version__ = "0.1.0"

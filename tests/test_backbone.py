@@ -3,7 +3,7 @@ import time
 import pytest
 import torch
 
-from pairlib.backbone import BackboneError, chinese_tokenizer, load_backbone, resolve_backbone
+from pairlib.core.backbone import BackboneError, chinese_tokenizer, load_backbone, resolve_backbone
 
 
 @pytest.fixture(scope="module")

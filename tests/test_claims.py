@@ -1,9 +1,10 @@
 """Every claim a notebook lists has a row in the committed cpu claims table, and notebooks write all they list."""
 import pytest
 
-from pairlib import claims, report
+from pairlib.core.artifacts import REPO_ROOT
+from pairlib.study import claims, report
 
-CPU = report.REPO_ROOT / "outputs" / "cpu"
+CPU = REPO_ROOT / "outputs" / "cpu"
 
 
 def test_every_listed_claim_has_a_cpu_row():

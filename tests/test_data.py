@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from pairlib import data
+from pairlib.core import data
 
 # Counts from ../shared/data/MANIFEST.md; derived splits are checked by their sum (see Task.deviations).
 MANIFEST_COUNTS = {

@@ -2,9 +2,15 @@
 import pytest
 import torch
 
-from pairlib.backbone import load_backbone
-from pairlib.deformer import (DeFormerForMultipleChoice, DeFormerForQuestionAnswering,
-                              DeFormerForSequenceClassification, DeFormerModel, PassageCache, tokenize_segments)
+from pairlib.core.backbone import load_backbone
+from pairlib.deformer.modeling import (
+    DeFormerForMultipleChoice,
+    DeFormerForQuestionAnswering,
+    DeFormerForSequenceClassification,
+    DeFormerModel,
+    PassageCache,
+    tokenize_segments,
+)
 
 
 @pytest.fixture(scope="module")

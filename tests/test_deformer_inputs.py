@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from pairlib.backbone import load_tokenizer
-from pairlib.deformer_inputs import best_spans, choice_segments, choice_text, pair_segments, squad_segments
+from pairlib.core.backbone import load_tokenizer
+from pairlib.deformer.inputs import best_spans, choice_segments, choice_text, pair_segments, squad_segments
 
 CONTEXT = ("The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, a region "
            "in France. They were descended from Norse raiders and pirates from Denmark, Iceland and Norway.")

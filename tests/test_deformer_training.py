@@ -1,13 +1,19 @@
 """DeFormer's training loss and cost measurement, on the real MiniLM weights with tiny inputs."""
 import pytest
-import torch
 
-from pairlib.backbone import load_tokenizer
-from pairlib.deformer import DeFormerForMultipleChoice, DeFormerForQuestionAnswering, PassageCache
-from pairlib.deformer_bench import CACHED, ORIGINAL, UNCACHED, benchmark, max_cached_difference, speedup_verdict
-from pairlib.deformer_inputs import choice_segments, squad_segments
-from pairlib.deformer_training import (PAPER_SQUAD_WEIGHTS, TASK_LOSS_ONLY, LossWeights, Recipe, deformer_loss,
-                                       joint_attention_mask, paper_split_layer)
+from pairlib.core.backbone import load_tokenizer
+from pairlib.deformer.bench import CACHED, ORIGINAL, UNCACHED, benchmark, max_cached_difference, speedup_verdict
+from pairlib.deformer.experiment import (
+    PAPER_SQUAD_WEIGHTS,
+    TASK_LOSS_ONLY,
+    LossWeights,
+    Recipe,
+    deformer_loss,
+    joint_attention_mask,
+    paper_split_layer,
+)
+from pairlib.deformer.inputs import choice_segments, squad_segments
+from pairlib.deformer.modeling import DeFormerForQuestionAnswering, PassageCache
 
 CONTEXT = "Hamlet is a tragedy written by William Shakespeare sometime between 1599 and 1601."
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from pairlib.backbone import load_tokenizer
-from pairlib.dipair import DiPairConfig, DiPairModel, DualEncoder
+from pairlib.core.backbone import load_tokenizer
+from pairlib.dipair.modeling import DiPairConfig, DiPairModel, DualEncoder
 
 QUERIES = ["who wrote hamlet", "capital of france", "x"]
 PASSAGES = ["Hamlet is a tragedy written by William Shakespeare around 1600.",

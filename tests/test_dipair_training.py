@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from pairlib import data
-from pairlib.dipair_bench import amortised_cost
-from pairlib.dipair_training import DiPairExperiment, DiPairRecipe, distillation_pool, score_loss, whole_queries
+from pairlib.core import data
+from pairlib.dipair.bench import amortised_cost
+from pairlib.dipair.experiment import DiPairExperiment, DiPairRecipe, distillation_pool, score_loss, whole_queries
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def test_whole_queries_keeps_every_candidate_of_a_query(q2p):
 
 
 def test_stage_one_on_kept_states_scores_as_the_model_and_trains_only_the_new_layers(tmp_path):
-    from pairlib.dipair import DiPairModel
-    from pairlib.dipair_training import HeadOnKeptStates, kept_states
+    from pairlib.dipair.experiment import HeadOnKeptStates, kept_states
+    from pairlib.dipair.modeling import DiPairModel
     recipe = DiPairRecipe(train_examples=16, eval_examples=9, pool_queries=4, pool_passages=3, query_length=8,
                           passage_length=16, cross_length=24, stage1_epochs=2)
     exp = DiPairExperiment(recipe, "minilm-l6", tmp_path, progress=False)
@@ -53,7 +53,7 @@ def test_stage_one_trains_only_the_new_layers(tmp_path):
     recipe = DiPairRecipe(train_examples=16, eval_examples=9, pool_queries=4, pool_passages=2, query_length=8,
                           passage_length=16, cross_length=24, max_steps=1)
     exp = DiPairExperiment(recipe, "minilm-l6", tmp_path, progress=False)
-    from pairlib.dipair import DiPairModel
+    from pairlib.dipair.modeling import DiPairModel
     model = DiPairModel.from_backbone("minilm-l6", query_tokens=2, passage_tokens=4, head_dim=32, head_heads=2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     stage1 = exp._fit("s1", "two-stage", model, exp.pool(), score_loss,
@@ -75,7 +75,7 @@ def test_amortised_cost_follows_the_formula():
 def test_each_model_is_named_by_every_setting_that_can_change_it_and_no_other():
     from dataclasses import fields
 
-    from pairlib.dipair_training import EVALUATION_FIELDS, MODEL_DEPENDENCIES
+    from pairlib.dipair.experiment import EVALUATION_FIELDS, MODEL_DEPENDENCIES
     recipe = DiPairRecipe()
     assert set(recipe.settings_for("two-stage")) | set(EVALUATION_FIELDS) == {f.name for f in fields(recipe)}
     changed = DiPairRecipe(stage1_epochs=7, student_lr=1e-3, eval_examples=5)
@@ -94,6 +94,6 @@ def test_every_dipair_setting_names_its_folder():
     """A DiPair setting left out of the folder's name would let a changed model reuse a stale one."""
     import inspect
 
-    from pairlib.dipair import DIPAIR_SETTINGS, DiPairConfig
+    from pairlib.dipair.modeling import DIPAIR_SETTINGS, DiPairConfig
     own = set(inspect.signature(DiPairConfig.__init__).parameters) - {"self", "kwargs"}
     assert set(DIPAIR_SETTINGS) == own

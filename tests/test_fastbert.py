@@ -6,10 +6,15 @@ import pytest
 import torch
 from transformers import BertConfig
 
-from pairlib.backbone import load_tokenizer
-from pairlib.fastbert import (FastBertForSequenceClassification, branch_flops, full_model_flops,
-                              normalised_entropy, sample_flops)
-from pairlib.losses import self_distillation_loss
+from pairlib.core.backbone import load_tokenizer
+from pairlib.core.losses import self_distillation_loss
+from pairlib.fastbert.modeling import (
+    FastBertForSequenceClassification,
+    branch_flops,
+    full_model_flops,
+    normalised_entropy,
+    sample_flops,
+)
 
 TEXTS = ["a great, moving film", "dull and far too long", "the market fell sharply on monday",
          "new phone released today", "ok"]

@@ -4,9 +4,9 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from pairlib.fastbert import full_model_flops, sample_flops
-from pairlib.fastbert_training import FastBertExperiment, FastBertRecipe
-from pairlib.report import artifact_dir
+from pairlib.core.artifacts import artifact_dir
+from pairlib.fastbert.experiment import FastBertExperiment, FastBertRecipe
+from pairlib.fastbert.modeling import full_model_flops, sample_flops
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,14 @@ from, and the Pareto front keeps exactly the undominated points."""
 import pytest
 import torch
 
-from pairlib.backbone import load_tokenizer
-from pairlib.deformer import DeFormerForSequenceClassification, PassageCache
-from pairlib.deformer_inputs import pair_segments
-from pairlib.dipair import CrossEncoder, DiPairModel, DualEncoder
-from pairlib.dipair_training import encode_pairs
-from pairlib.fastbert import FastBertForSequenceClassification
-from pairlib.fastbert_training import encode
-from pairlib import frontier
+from pairlib.core.backbone import load_tokenizer
+from pairlib.deformer.inputs import pair_segments
+from pairlib.deformer.modeling import DeFormerForSequenceClassification, PassageCache
+from pairlib.dipair.experiment import encode_pairs
+from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder
+from pairlib.fastbert.experiment import encode
+from pairlib.fastbert.modeling import FastBertForSequenceClassification
+from pairlib.study import frontier
 
 QUERIES = ["who wrote hamlet", "capital of france", "who wrote hamlet", "capital of france"]
 PASSAGES = ["Hamlet is a tragedy by William Shakespeare.", "Paris is the capital of France.",

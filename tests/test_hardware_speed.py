@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 import torch
 
-from pairlib import hardware_speed
-from pairlib.backbone import load_backbone
+from pairlib.core.backbone import load_backbone
+from pairlib.study import hardware_speed
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from pairlib import losses
+from pairlib.core import losses
 
 
 def test_kd_is_zero_for_equal_logits_and_matches_a_hand_computed_case():

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from pairlib import measure
-from pairlib.backbone import load_backbone
+from pairlib.core import measure
+from pairlib.core.backbone import load_backbone
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import pytest
 
-from pairlib import metrics
+from pairlib.core import metrics
 
 
 def test_squad_normalisation_follows_the_official_script():

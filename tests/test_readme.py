@@ -2,14 +2,15 @@
 import pandas as pd
 import pytest
 
-from pairlib import report
+from pairlib.core.artifacts import REPO_ROOT
+from pairlib.study import report
 
 
 @pytest.mark.parametrize("page", sorted(report.CLAIM_PAGES))
 def test_claims_blocks_match_outputs_cpu_claims(page):
     paper, prefix = report.CLAIM_PAGES[page]
-    text = (report.REPO_ROOT / page).read_text(encoding="utf-8")
-    expected = report.readme_block(report.REPO_ROOT / "outputs" / "cpu", paper, prefix)
+    text = (REPO_ROOT / page).read_text(encoding="utf-8")
+    expected = report.readme_block(REPO_ROOT / "outputs" / "cpu", paper, prefix)
     assert expected in text, f"{page}'s claims table is stale: run `.venv/bin/pairlib readme` and commit"
 
 
@@ -33,8 +34,8 @@ def test_paper_pages_show_only_their_paper(tmp_path):
 
 
 def test_the_readme_frontier_matches_outputs_cpu():
-    text = (report.REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    expected = report.frontier_block(report.REPO_ROOT / "outputs" / "cpu")
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    expected = report.frontier_block(REPO_ROOT / "outputs" / "cpu")
     assert expected in text, "README.md's frontier is stale: run `.venv/bin/pairlib readme` and commit"
 
 

@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from pairlib import report
+from pairlib.study import report
 
 
 def test_save_table_writes_csv_markdown_and_stamp(tmp_path):
@@ -55,10 +55,3 @@ def test_verdict_tolerances():
     assert report.verdict(90.0, 88.0, tolerance=0.0, partly_tolerance=0.0) == "reproduced"
     assert report.verdict(2.0, 1.0, 0.5, 2.0, higher_is_better=False) == "partly"
     assert report.verdict(float("nan"), 1.0, 0.5, 2.0) == "not run"
-
-
-def test_artifact_dir_is_named_by_its_settings(tmp_path):
-    a = report.artifact_dir(tmp_path, "m", {"lr": 1e-4, "k": 4})
-    assert a == report.artifact_dir(tmp_path, "m", {"k": 4, "lr": 1e-4})
-    assert a != report.artifact_dir(tmp_path, "m", {"k": 3, "lr": 1e-4})
-    assert json.loads((a / "settings.json").read_text()) == {"k": 4, "lr": 1e-4}

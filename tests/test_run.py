@@ -7,7 +7,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
-from pairlib import run
+from pairlib.study import run
 
 ROOT = run.REPO_ROOT
 

@@ -1,4 +1,3 @@
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -6,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pairlib.train import TrainConfig, finished_result, freeze, train
+from pairlib.core.train import TrainConfig, finished_result, freeze, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_task import Tiny, collate, dataset, evaluate, mse  # noqa: E402

@@ -3,7 +3,7 @@ import sys
 
 import torch
 
-from pairlib.train import TrainConfig, train
+from pairlib.core.train import TrainConfig, train
 
 
 class Tiny(torch.nn.Module):

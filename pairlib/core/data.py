@@ -1,0 +1,560 @@
+"""Task registry: a task name -> a `datasets.DatasetDict` with documented columns.
+
+Every task reads the local copy under the data root first (see `data_root`), so the defaults work offline. When a
+local file is missing and the Hugging Face Hub is reachable, the same task is loaded from the Hub where a public copy
+with the same content exists. Where an official split is missing here (BoolQ train, RACE train, ...), a split is
+derived deterministically (hash of a stable key, never a random state) and the deviation is recorded in
+`Task.deviations`, which every table using the task should repeat.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+import random
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import datasets
+
+from pairlib.core.artifacts import REPO_ROOT
+
+
+class DataError(RuntimeError):
+    """Raised with a message that says what is missing and how to get it."""
+
+
+def data_root() -> Path:
+    """The folder holding the local dataset copies: `$PAIRLIB_DATA`, else `../shared/data` beside the repository."""
+    env = os.environ.get("PAIRLIB_DATA")
+    if env:
+        root = Path(env).expanduser()
+        if not root.is_dir():
+            raise DataError(f"PAIRLIB_DATA={env!r} is not a folder. Point it at the folder holding "
+                            "squad_v1.1/, boolq/, ... (see README, 'Data').")
+        return root
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading helpers
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with _open_text(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _read_tsv(path: Path, header: bool = True) -> list[list[str]]:
+    with _open_text(path) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    return rows[1:] if header else rows
+
+
+def _read_csv(path: Path, header: bool = True) -> list[list[str]]:
+    with _open_text(path) as f:
+        rows = list(csv.reader(io.StringIO(f.read().lstrip("\ufeff"))))
+    return rows[1:] if header else rows
+
+
+def hash_bucket(key: str, buckets: int = 100) -> int:
+    """A stable bucket in [0, buckets) for a key: the same on every machine and Python, unlike `hash()`."""
+    return int(hashlib.md5(key.encode("utf-8")).hexdigest()[:8], 16) % buckets
+
+
+def split_by_hash(rows: list[dict], key: str, cuts: dict[str, int]) -> dict[str, datasets.Dataset]:
+    """Derive splits deterministically: a row goes to the first split whose cumulative cut exceeds the hash bucket
+    (0-99) of `row[key]`; rows sharing a key (a passage title, an article) always land in the same split."""
+    buckets = [hash_bucket(r[key]) for r in rows]
+    out, low = {}, 0
+    for split, high in cuts.items():
+        out[split] = _records([r for r, b in zip(rows, buckets) if low <= b < high])
+        low = high
+    return out
+
+
+def _records(rows: list[dict], features: datasets.Features | None = None) -> datasets.Dataset:
+    if not rows:
+        raise DataError("no rows were read")
+    cols = {k: [r[k] for r in rows] for k in rows[0]}
+    return datasets.Dataset.from_dict(cols, features=features)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The registry
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: how to load it, what its columns mean, and where it departs from the official data."""
+
+    name: str
+    # span_qa | single_cls | pair_cls | multiple_choice | pair_match (query_id, query, passage_id, passage, label)
+    kind: str
+    language: str
+    files: tuple[str, ...]  # paths under the data root that the local loader needs
+    columns: dict[str, str]  # column -> meaning
+    text_columns: tuple[str, ...]  # the texts a model reads, in order (for pairs: first, second)
+    label_names: tuple[str, ...] = ()
+    deviations: tuple[str, ...] = ()
+    source: str = ""
+    hub: str = ""  # Hugging Face dataset id used when the local copy is absent and the Hub answers
+    load_local: Callable[[Path], datasets.DatasetDict] = field(default=None, repr=False)  # type: ignore[assignment]
+    load_hub: Callable[[], datasets.DatasetDict] | None = field(default=None, repr=False)
+
+
+TASKS: dict[str, Task] = {}
+
+
+def _register(task: Task) -> Task:
+    TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise DataError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+def list_tasks(hub_only: bool = True) -> list[str]:
+    """Every registered task; `hub_only=False` leaves out those with no local copy (MS MARCO), which need a
+    network."""
+    return [name for name, t in TASKS.items() if hub_only or t.load_local is not None]
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_task(name: str, split: str | None = None, root: str | Path | None = None):
+    """Load a task as a DatasetDict (or one split of it), from the local copy if present, else from the Hub."""
+    task = get_task(name)
+    root = Path(root) if root is not None else data_root()
+    missing = [f for f in task.files if not (root / f).exists()]
+    if task.load_local is not None and not missing:
+        dd = task.load_local(root)
+    elif task.load_hub is not None and hub_reachable():
+        dd = task.load_hub()
+    elif task.load_local is None:
+        raise DataError(f"task {name!r} exists only on the Hugging Face Hub ({task.hub}), which is not reachable: "
+                        "go online (and unset HF_HUB_OFFLINE), or use a task with a local copy: "
+                        f"{', '.join(t.name for t in TASKS.values() if t.load_local and t.kind == task.kind)}")
+    else:
+        how = (f"or go online so that it loads from the Hub ({task.hub})" if task.load_hub
+               else "(no Hub copy is wired up for this task)")
+        raise DataError(
+            f"task {name!r}: missing local file(s) {', '.join(missing)} under data root {root}. "
+            f"Set PAIRLIB_DATA to the folder that holds them (see ../shared/data/MANIFEST.md) {how}.")
+    if split is None:
+        return dd
+    if split not in dd:
+        raise DataError(f"task {name!r} has no split {split!r}; its splits are: {', '.join(dd)}")
+    return dd[split]
+
+
+def subsample(ds: datasets.Dataset, n: int | None, seed: int = 0) -> datasets.Dataset:
+    """The first n rows of a fixed shuffle (all rows when n is None or larger than the split)."""
+    if n is None or n >= len(ds):
+        return ds
+    return ds.shuffle(seed=seed).select(range(n))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# SQuAD v1.1 and the query-to-passage task derived from it
+
+SQUAD_FEATURES = datasets.Features({
+    "id": datasets.Value("string"), "title": datasets.Value("string"), "context": datasets.Value("string"),
+    "question": datasets.Value("string"),
+    "answers": {"text": datasets.Sequence(datasets.Value("string")),
+                "answer_start": datasets.Sequence(datasets.Value("int32"))},
+})
+
+
+def _squad_articles(path: Path) -> list[dict]:
+    with _open_text(path) as f:
+        return json.load(f)["data"]
+
+
+def _squad_rows(articles: list[dict]) -> list[dict]:
+    rows = []
+    for art in articles:
+        for para in art["paragraphs"]:
+            for qa in para["qas"]:
+                rows.append({"id": qa["id"], "title": art["title"], "context": para["context"],
+                             "question": qa["question"],
+                             "answers": {"text": [a["text"] for a in qa["answers"]],
+                                         "answer_start": [a["answer_start"] for a in qa["answers"]]}})
+    return rows
+
+
+def _load_squad(root: Path) -> datasets.DatasetDict:
+    return datasets.DatasetDict({
+        "train": _records(_squad_rows(_squad_articles(root / "squad_v1.1/train-v1.1.reconstructed.json.gz")),
+                          SQUAD_FEATURES),
+        "validation": _records(_squad_rows(_squad_articles(root / "squad_v1.1/dev-v1.1.json.gz")), SQUAD_FEATURES),
+    })
+
+
+def _hub_squad() -> datasets.DatasetDict:
+    return datasets.load_dataset("rajpurkar/squad")
+
+
+_register(Task(
+    name="squad", kind="span_qa", language="en",
+    files=("squad_v1.1/train-v1.1.reconstructed.json.gz", "squad_v1.1/dev-v1.1.json.gz"),
+    columns={"id": "question id (train ids are synthetic: recon-train-AAA-PPP-QQ)", "title": "article title",
+             "context": "paragraph", "question": "question",
+             "answers": "{'text': [...], 'answer_start': [...]} (train: one answer; validation: all annotators')"},
+    text_columns=("question", "context"),
+    deviations=("train is a reconstruction from the SQuAD explorer pages: ids synthetic, ~2% of answer_start "
+                "offsets may point at another occurrence of the same answer text (validation is the official dev set)",),
+    source="SQuAD v1.1 (Rajpurkar et al. 2016); see MANIFEST.md", hub="rajpurkar/squad",
+    load_local=_load_squad, load_hub=_hub_squad,
+))
+
+Q2P_NEGATIVES = {"hard": 1, "easy": 1}  # per question: 1 positive, 1 hard and 1 easy negative
+Q2P_SEED = 13
+Q2P_VALIDATION_BUCKETS = 5  # % of train articles held out (by title hash) as the validation split
+
+Q2P_FEATURES = datasets.Features({
+    "query_id": datasets.Value("string"), "query": datasets.Value("string"),
+    "passage_id": datasets.Value("string"), "passage": datasets.Value("string"),
+    "label": datasets.Value("int64"), "negative": datasets.Value("string"),
+})
+
+
+def build_q2p(articles: list[dict], seed: int = Q2P_SEED, negatives: dict[str, int] = Q2P_NEGATIVES) -> list[dict]:
+    """Query-to-passage pairs from SQuAD articles, deterministically.
+
+    A question with its own paragraph is positive (label 1); `negatives['hard']` paragraphs of the same article and
+    `negatives['easy']` paragraphs of other articles are negatives (label 0). The only randomness is a
+    `random.Random` seeded per question id, so the result depends on nothing but the input and the seed.
+    """
+    passages = [(a_i, p_i, p["context"]) for a_i, a in enumerate(articles) for p_i, p in enumerate(a["paragraphs"])]
+    rows = []
+    for a_i, art in enumerate(articles):
+        n_par = len(art["paragraphs"])
+        for p_i, para in enumerate(art["paragraphs"]):
+            for qa in para["qas"]:
+                rng = random.Random(f"{seed}:{qa['id']}")
+                rows.append({"query_id": qa["id"], "query": qa["question"], "passage_id": f"{a_i}-{p_i}",
+                             "passage": para["context"], "label": 1, "negative": "positive"})
+                others = [j for j in range(n_par) if j != p_i]
+                for j in rng.sample(others, min(negatives.get("hard", 0), len(others))):
+                    rows.append({"query_id": qa["id"], "query": qa["question"], "passage_id": f"{a_i}-{j}",
+                                 "passage": art["paragraphs"][j]["context"], "label": 0, "negative": "hard"})
+                for _ in range(negatives.get("easy", 0)):
+                    while True:
+                        b_i, q_j, ctx = passages[rng.randrange(len(passages))]
+                        if b_i != a_i:
+                            break
+                    rows.append({"query_id": qa["id"], "query": qa["question"], "passage_id": f"{b_i}-{q_j}",
+                                 "passage": ctx, "label": 0, "negative": "easy"})
+    return rows
+
+
+def _load_squad_q2p(root: Path) -> datasets.DatasetDict:
+    train_articles = _squad_articles(root / "squad_v1.1/train-v1.1.reconstructed.json.gz")
+    held = [hash_bucket(a["title"]) < Q2P_VALIDATION_BUCKETS for a in train_articles]
+    return datasets.DatasetDict({
+        "train": _records(build_q2p([a for a, h in zip(train_articles, held) if not h]), Q2P_FEATURES),
+        "validation": _records(build_q2p([a for a, h in zip(train_articles, held) if h]), Q2P_FEATURES),
+        "test": _records(build_q2p(_squad_articles(root / "squad_v1.1/dev-v1.1.json.gz")), Q2P_FEATURES),
+    })
+
+
+_register(Task(
+    name="squad_q2p", kind="pair_match", language="en",
+    files=("squad_v1.1/train-v1.1.reconstructed.json.gz", "squad_v1.1/dev-v1.1.json.gz"),
+    columns={"query_id": "SQuAD question id", "query": "question", "passage_id": "article-paragraph index",
+             "passage": "paragraph", "label": "1 if the paragraph is the question's own, else 0",
+             "negative": "positive | hard (same article) | easy (other article)"},
+    text_columns=("query", "passage"), label_names=("no_match", "match"),
+    deviations=("stands in for DiPair's Q2P-MAT (MS MARCO based), which cannot be obtained here",
+                "built from SQuAD v1.1: per question 1 positive, 1 hard negative (same article), 1 easy negative "
+                f"(other article), seed {Q2P_SEED}; test = the official dev set; validation = {Q2P_VALIDATION_BUCKETS}% "
+                "of the (reconstructed) train articles by title hash; train = the rest"),
+    source="derived from SQuAD v1.1", load_local=_load_squad_q2p,
+))
+
+# ----------------------------------------------------------------------------------------------------------------
+# BoolQ and RACE (DeFormer); their train splits are derived
+
+BOOLQ_TRAIN_BUCKETS = 70  # % of dev titles used for the derived train split
+
+
+def _boolq_rows(items: list[dict]) -> list[dict]:
+    return [{"question": r["question"], "passage": r["passage"], "title": r.get("title", ""),
+             "label": int(r["answer"] if "answer" in r else r["label"])} for r in items]
+
+
+def _load_boolq(root: Path) -> datasets.DatasetDict:
+    dev = _boolq_rows(_read_jsonl(root / "boolq/dev.jsonl.gz"))
+    return datasets.DatasetDict({
+        **split_by_hash(dev, "title", {"train": BOOLQ_TRAIN_BUCKETS, "validation": 100}),
+        "fewglue32": _records(_boolq_rows(_read_jsonl(root / "boolq/fewglue_train32.jsonl.gz"))),
+    })
+
+
+def _hub_boolq() -> datasets.DatasetDict:
+    dd = datasets.load_dataset("google/boolq")
+    return dd.map(lambda r: {"label": int(r["answer"])}, remove_columns=["answer"])
+
+
+_register(Task(
+    name="boolq", kind="pair_cls", language="en",
+    files=("boolq/dev.jsonl.gz", "boolq/fewglue_train32.jsonl.gz"),
+    columns={"question": "yes/no question", "passage": "Wikipedia passage", "title": "passage title",
+             "label": "1 = yes (True), 0 = no (False)"},
+    text_columns=("question", "passage"), label_names=("false", "true"),
+    deviations=("the official train set (9,427) is not available offline: train and validation are both derived "
+                f"from the official dev set (3,270), split by passage title hash ({BOOLQ_TRAIN_BUCKETS}% of "
+                "titles to train), so no passage is in both; scores are not comparable to dev-set results",
+                "fewglue32 holds the 32 FewGLUE train examples, for reference only"),
+    source="BoolQ (Clark et al. 2019)", hub="google/boolq", load_local=_load_boolq, load_hub=_hub_boolq,
+))
+
+RACE_TRAIN_BUCKETS = 80  # % of RACE-M dev articles used for the derived train split
+
+
+def _race_rows(items: list[dict]) -> list[dict]:
+    return [{"example_id": r["example_id"], "article": r["article"], "question": r["question"],
+             "options": list(r["options"]), "label": "ABCD".index(r["answer"])} for r in items]
+
+
+def _load_race(root: Path) -> datasets.DatasetDict:
+    dev = _race_rows(_read_jsonl(root / "race/middle_dev.jsonl.gz"))
+    return datasets.DatasetDict({
+        **split_by_hash(dev, "example_id", {"train": RACE_TRAIN_BUCKETS, "validation": 100}),
+        "test": _records(_race_rows(_read_jsonl(root / "race/middle_test.jsonl.gz"))),
+    })
+
+
+def _hub_race() -> datasets.DatasetDict:
+    dd = datasets.load_dataset("ehovy/race", "middle")
+    return dd.map(lambda r: {"label": "ABCD".index(r["answer"])}, remove_columns=["answer"])
+
+
+_register(Task(
+    name="race", kind="multiple_choice", language="en",
+    files=("race/middle_dev.jsonl.gz", "race/middle_test.jsonl.gz"),
+    columns={"example_id": "article file name", "article": "passage", "question": "question (may contain _ blanks)",
+             "options": "4 answer options", "label": "index of the correct option (0-3)"},
+    text_columns=("question", "article"), label_names=("A", "B", "C", "D"),
+    deviations=("RACE-M only (RACE-H and the official train set are not available offline)",
+                f"train and validation are derived from the official RACE-M dev set, split by article "
+                f"({RACE_TRAIN_BUCKETS}% to train); test is the official RACE-M test set"),
+    source="RACE (Lai et al. 2017)", hub="ehovy/race", load_local=_load_race, load_hub=_hub_race,
+))
+
+# ----------------------------------------------------------------------------------------------------------------
+# English classification and matching
+
+
+AG_NEWS_LABELS = ("World", "Sports", "Business", "Sci/Tech")
+AG_NEWS_VALIDATION_BUCKETS = 5
+
+
+def _ag_rows(rows: list[list[str]]) -> list[dict]:
+    return [{"text": f"{t} {d}".replace("\\", " "), "title": t, "description": d, "label": int(c) - 1}
+            for c, t, d in rows]
+
+
+def _load_ag_news(root: Path) -> datasets.DatasetDict:
+    train = _ag_rows(_read_csv(root / "ag_news/train_subset20000.csv.gz", header=True))
+    held = split_by_hash(train, "text", {"validation": AG_NEWS_VALIDATION_BUCKETS, "train": 100})
+    return datasets.DatasetDict({
+        "train": held["train"], "validation": held["validation"],
+        "test": _records(_ag_rows(_read_csv(root / "ag_news/test.csv.gz", header=False))),
+    })
+
+
+def _hub_ag_news() -> datasets.DatasetDict:
+    return datasets.load_dataset("fancyzhx/ag_news")
+
+
+_register(Task(
+    name="ag_news", kind="single_cls", language="en",
+    files=("ag_news/train_subset20000.csv.gz", "ag_news/test.csv.gz"),
+    columns={"text": "title + ' ' + description", "title": "headline", "description": "lead",
+             "label": "0 World, 1 Sports, 2 Business, 3 Sci/Tech"},
+    text_columns=("text",), label_names=AG_NEWS_LABELS,
+    deviations=("train is a 20,000-row balanced subset of the official 120,000 (sampling undocumented by its source)",
+                f"validation = {AG_NEWS_VALIDATION_BUCKETS}% of that subset by text hash; test is the official 7,600"),
+    source="AG News (Zhang et al. 2015)", hub="fancyzhx/ag_news", load_local=_load_ag_news, load_hub=_hub_ag_news,
+))
+
+
+def _as_candidates(rows: list[tuple[str, str, str, str]]) -> list[dict]:
+    """WikiQA rows (question id, question, sentence, label) in the pair_match schema. A sentence's passage id is
+    `<question id>-<n>`: the group before the dash holds the candidates that compete for one question, as a SQuAD
+    article's paragraphs do in squad_q2p (DiPair's distillation pool draws hard negatives from it)."""
+    seen: dict[str, int] = {}
+    out = []
+    for qid, question, sentence, label in rows:
+        n = seen[qid] = seen.get(qid, -1) + 1
+        out.append({"query_id": qid, "query": question, "passage_id": f"{qid}-{n}", "passage": sentence,
+                    "label": int(label)})
+    return out
+
+
+def _wikiqa_untokenised(path: Path) -> list[dict]:
+    return _as_candidates([(q, qt, s, lab) for q, qt, _d, _dt, _sid, s, lab in _read_tsv(path)])
+
+
+def _wikiqa_tokenised(path: Path) -> list[dict]:
+    ids: dict[str, str] = {}
+    return _as_candidates([(ids.setdefault(qt, f"T{len(ids)}"), qt, s, lab)
+                           for qt, s, lab in _read_tsv(path, header=False)])
+
+
+def _load_wikiqa(root: Path) -> datasets.DatasetDict:
+    return datasets.DatasetDict({
+        "train": _records(_wikiqa_tokenised(root / "wikiqa/WikiQASent-train.txt.gz")),
+        "validation": _records(_wikiqa_untokenised(root / "wikiqa/WikiQA-dev.tsv.gz")),
+        "test": _records(_wikiqa_untokenised(root / "wikiqa/WikiQA-test.tsv.gz")),
+    })
+
+
+def _hub_wikiqa() -> datasets.DatasetDict:
+    dd = datasets.load_dataset("microsoft/wiki_qa")
+    return datasets.DatasetDict({
+        split: _records(_as_candidates(list(zip(ds["question_id"], ds["question"], ds["answer"], ds["label"]))))
+        for split, ds in dd.items()})
+
+
+_register(Task(
+    name="wikiqa", kind="pair_match", language="en",
+    files=("wikiqa/WikiQASent-train.txt.gz", "wikiqa/WikiQA-dev.tsv.gz", "wikiqa/WikiQA-test.tsv.gz"),
+    columns={"query_id": "WikiQA question id (train: T<n>, assigned in file order)", "query": "question",
+             "passage_id": "<query_id>-<n>: the question's n-th candidate sentence",
+             "passage": "candidate answer sentence", "label": "1 if the sentence answers the question"},
+    text_columns=("query", "passage"), label_names=("no", "yes"),
+    deviations=("train is the official tokenised WikiQASent file (PTB-style spacing, no question ids); "
+                "validation and test are the official untokenised files",),
+    source="WikiQA (Yang et al. 2015)", hub="microsoft/wiki_qa", load_local=_load_wikiqa, load_hub=_hub_wikiqa,
+))
+
+def ms_marco_candidates(ds) -> list[dict]:
+    """MS MARCO v1.1 rows (a query with its ~10 retrieved passages and their is_selected flags) as pair_match rows."""
+    rows = []
+    for r in ds:
+        rows += _as_candidates([(str(r["query_id"]), r["query"], text, sel) for text, sel in
+                                zip(r["passages"]["passage_text"], r["passages"]["is_selected"])])
+    return rows
+
+
+def _hub_ms_marco() -> datasets.DatasetDict:
+    dd = datasets.load_dataset("microsoft/ms_marco", "v1.1")
+    return datasets.DatasetDict({split: _records(ms_marco_candidates(dd[split])) for split in ("train", "validation")})
+
+
+_register(Task(
+    name="ms_marco", kind="pair_match", language="en", files=(),
+    columns={"query_id": "MS MARCO query id", "query": "Bing query",
+             "passage_id": "<query_id>-<n>: the query's n-th retrieved passage", "passage": "passage text",
+             "label": "is_selected: 1 if an annotator used the passage to answer"},
+    text_columns=("query", "passage"), label_names=("no", "yes"),
+    deviations=("online only (Hub copy, v1.1); the closest public relative of DiPair's Q2P-MAT, which is built "
+                "from MS MARCO; its test split has no labels, so evaluate on validation (eval_split)",),
+    source="MS MARCO v1.1 (Nguyen et al. 2016)", hub="microsoft/ms_marco", load_hub=_hub_ms_marco,
+))
+
+# ----------------------------------------------------------------------------------------------------------------
+# Chinese tasks (FastBERT). They need a Chinese backbone, which is not available offline.
+
+_ZH_NOTE = "Chinese: needs a Chinese backbone (e.g. bert-base-chinese from the Hub); none is available offline"
+
+
+def _label_text_tsv(root: Path, folder: str) -> datasets.DatasetDict:
+    def rows(split):
+        return [{"text": t, "label": int(lab)} for lab, t in _read_tsv(root / f"{folder}/{split}.tsv.gz")]
+    return datasets.DatasetDict({"train": _records(rows("train")), "validation": _records(rows("dev")),
+                                 "test": _records(rows("test"))})
+
+
+def _zh_sentiment(name: str, folder: str, source: str, extra: tuple[str, ...] = ()) -> Task:
+    return _register(Task(
+        name=name, kind="single_cls", language="zh",
+        files=tuple(f"{folder}/{s}.tsv.gz" for s in ("train", "dev", "test")),
+        columns={"text": "review text", "label": "1 positive, 0 negative"},
+        text_columns=("text",), label_names=("negative", "positive"), deviations=(_ZH_NOTE, *extra),
+        source=source, load_local=lambda root: _label_text_tsv(root, folder),
+    ))
+
+
+_zh_sentiment("chnsenticorp", "chnsenticorp", "ChnSentiCorp (ERNIE/UER version used by FastBERT)")
+_zh_sentiment("book_review", "douban_book_review", "Douban book review, as shipped by the FastBERT authors")
+_zh_sentiment("shopping", "shopping", "Shopping review, UER-py's split used by FastBERT")
+
+
+def _load_lcqmc(root: Path) -> datasets.DatasetDict:
+    def rows(split):
+        return [{"text_a": a, "text_b": b, "label": int(lab)} for a, b, lab in _read_tsv(root / f"lcqmc/{split}.tsv.gz")]
+    return datasets.DatasetDict({"train": _records(rows("train")), "validation": _records(rows("dev")),
+                                 "test": _records(rows("test"))})
+
+
+_register(Task(
+    name="lcqmc", kind="pair_cls", language="zh",
+    files=("lcqmc/train.tsv.gz", "lcqmc/dev.tsv.gz", "lcqmc/test.tsv.gz"),
+    columns={"text_a": "question 1", "text_b": "question 2", "label": "1 same intent, 0 different"},
+    text_columns=("text_a", "text_b"), label_names=("different", "same"), deviations=(_ZH_NOTE,),
+    source="LCQMC (Liu et al. 2018)", load_local=_load_lcqmc,
+))
+
+THUCNEWS_LABELS = ("finance", "realty", "stocks", "education", "science", "society", "politics", "sports", "game",
+                   "entertainment")
+
+
+def _load_thucnews(root: Path) -> datasets.DatasetDict:
+    def rows(fname):
+        return [{"text": t, "label": int(lab)} for t, lab in _read_tsv(root / f"thucnews_titles/{fname}", header=False)]
+    return datasets.DatasetDict({"train": _records(rows("train_first45000.txt.gz")),
+                                 "validation": _records(rows("dev.txt.gz")), "test": _records(rows("test.txt.gz"))})
+
+
+_register(Task(
+    name="thucnews", kind="single_cls", language="zh",
+    files=("thucnews_titles/train_first45000.txt.gz", "thucnews_titles/dev.txt.gz", "thucnews_titles/test.txt.gz"),
+    columns={"text": "news title", "label": "class id 0-9 (see label_names)"},
+    text_columns=("text",), label_names=THUCNEWS_LABELS,
+    deviations=(_ZH_NOTE, "the news-title subset (train: first 45,000 of 180,000 lines), not the full-article "
+                "cnews split FastBERT probably used"),
+    source="THUCNews titles (649453932/Chinese-Text-Classification-Pytorch)", load_local=_load_thucnews,
+))
+
+WEIBO_SPLIT_BUCKETS = (80, 90)  # hash bucket < 80 -> train, < 90 -> validation, else test
+
+
+def _load_weibo(root: Path) -> datasets.DatasetDict:
+    rows = [{"text": t, "label": int(lab)} for lab, t in _read_csv(root / "weibo_senti_100k/test_split_23998.csv.gz")]
+    lo, hi = WEIBO_SPLIT_BUCKETS
+    return datasets.DatasetDict(split_by_hash(rows, "text", {"train": lo, "validation": hi, "test": 100}))
+
+
+_register(Task(
+    name="weibo", kind="single_cls", language="zh",
+    files=("weibo_senti_100k/test_split_23998.csv.gz",),
+    columns={"text": "Weibo post", "label": "1 positive, 0 negative"},
+    text_columns=("text",), label_names=("negative", "positive"),
+    deviations=(_ZH_NOTE, "only 23,998 of weibo_senti_100k's 119,988 rows are available; train/validation/test are "
+                "derived from them 80/10/10 by text hash"),
+    source="weibo_senti_100k (SophonPlus)", load_local=_load_weibo,
+))

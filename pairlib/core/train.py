@@ -1,0 +1,303 @@
+"""The one training loop every method uses (Accelerate): CPU, one GPU, or several processes via `accelerate launch`.
+
+A method supplies a model, a dataset, a collate function and a loss function `loss_fn(model, batch, teacher)`; the
+loop supplies the rest: seeding, AdamW with weight decay that really applies (not to biases and LayerNorm), linear
+warm-up and decay sized to *this* run's epochs, gradient accumulation and clipping, frozen parameter groups,
+evaluation after each epoch, the best checkpoint kept in `<output_dir>/best`, and a resumable state in
+`<output_dir>/last` written each epoch (and every `save_every_steps`), so an interrupted run continues where it
+stopped. Once a run finishes, `last` keeps only its trainer state: the optimizer's moments are twice the model's size,
+and a notebook trains dozens of models, so keeping them filled disks. A frozen teacher for distillation is moved to
+the device and handed to the loss function.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+LossFn = Callable[[torch.nn.Module, dict, torch.nn.Module | None], "torch.Tensor | tuple[torch.Tensor, dict]"]
+EvalFn = Callable[[torch.nn.Module], dict[str, float]]
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str
+    epochs: int = 1
+    lr: float = 5e-5
+    batch_size: int = 16
+    grad_accum: int = 1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float | None = 1.0
+    seed: int = 42
+    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
+    metric: str | None = None  # key of evaluate()'s dict that picks the best checkpoint
+    greater_is_better: bool = True
+    frozen: Sequence[str] = ()  # parameter-name prefixes that stay frozen
+    # parameter-name prefix -> its own peak lr: freshly initialised layers beside a pretrained encoder can need far
+    # more than the encoder's lr to leave their initialisation within a short run (FastBERT's classifiers)
+    lr_by_prefix: dict[str, float] = field(default_factory=dict)
+    save_every_steps: int | None = None
+    resume: bool = True
+    find_unused_parameters: bool = False
+    progress: bool = True
+    cpu: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name, lr in {"lr": self.lr, **{f"lr_by_prefix[{p!r}]": v for p, v in self.lr_by_prefix.items()}}.items():
+            if lr <= 0:
+                raise ValueError(f"TrainConfig.{name} must be > 0, got {lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"TrainConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    best_dir: str | None = None
+    global_step: int = 0
+    seconds: float = 0.0
+    resumed_from_step: int = 0
+
+
+class RecipeBase:
+    """Settings dataclasses that notebooks pass as one dict parameter: a misspelt key is an error, not ignored."""
+
+    @classmethod
+    def from_dict(cls, settings: dict):
+        known = set(cls.__dataclass_fields__)
+        unknown = set(settings) - known
+        if unknown:
+            raise ValueError(f"unknown recipe setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**settings)
+
+
+class TensorDictDataset(torch.utils.data.Dataset):
+    """Rows of a dict of equally long tensors, as dicts (the default collate stacks them back into a batch)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        lengths = {len(v) for v in tensors.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"tensors of different lengths: { {k: len(v) for k, v in tensors.items()} }")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.tensors.items()}
+
+
+def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> int:
+    """Set requires_grad=False on parameters whose name starts with a prefix; returns how many were frozen."""
+    n = 0
+    for name, p in model.named_parameters():
+        if any(name.startswith(pre) for pre in prefixes):
+            p.requires_grad_(False)
+            n += 1
+    if prefixes and n == 0:
+        raise ValueError(f"freeze: no parameter name starts with any of {list(prefixes)}")
+    return n
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float,
+                  lr_by_prefix: dict[str, float] | None = None) -> list[dict]:
+    """One AdamW group per (learning rate, decays or not); a parameter takes the lr of the first prefix it matches."""
+    lr_by_prefix = lr_by_prefix or {}
+    groups: dict[tuple[float, bool], list] = {}
+    used = set()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            prefix = next((pre for pre in lr_by_prefix if name.startswith(pre)), None)
+            used.add(prefix)
+            decays = not any(name.endswith(s) for s in NO_DECAY)
+            groups.setdefault((lr_by_prefix.get(prefix, lr), decays), []).append(p)
+    if not groups:
+        raise ValueError("nothing to train: every parameter is frozen")
+    unused = set(lr_by_prefix) - used
+    if unused:
+        raise ValueError(f"lr_by_prefix: no trainable parameter name starts with {sorted(unused)}")
+    return [{"params": ps, "lr": group_lr, "weight_decay": weight_decay if decays else 0.0}
+            for (group_lr, decays), ps in groups.items()]
+
+
+def save_model(model: torch.nn.Module, path: Path) -> None:
+    from pairlib.core.backbone import quiet_transformers
+    path.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "save_pretrained"):
+        with quiet_transformers():  # no "Writing model shards" bar in executed notebooks
+            model.save_pretrained(path)
+    else:
+        torch.save(model.state_dict(), path / "model.pt")
+
+
+def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: LossFn, config: TrainConfig,
+          evaluate: EvalFn | None = None, teacher: torch.nn.Module | None = None) -> TrainResult:
+    if config.metric and evaluate is None:
+        raise ValueError(f"TrainConfig.metric={config.metric!r} needs an evaluate function")
+    out = Path(config.output_dir)
+    last, best = out / "last", out / "best"
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)
+    # Accelerate only sets up several CPU processes (gloo) when told it runs on CPU, so say so on a GPU-less machine.
+    on_cpu = config.cpu or not torch.cuda.is_available()
+    acc = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=on_cpu, kwargs_handlers=[ddp])
+    set_seed(config.seed)
+    freeze(model, config.frozen)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay, config.lr, config.lr_by_prefix),
+                                  lr=config.lr)
+    model, optimizer = acc.prepare(model, optimizer)
+    if teacher is not None:
+        teacher = teacher.to(acc.device).eval().requires_grad_(False)
+
+    def loader(epoch: int) -> DataLoader:
+        g = torch.Generator().manual_seed(config.seed + epoch)
+        return acc.prepare(DataLoader(train_data, batch_size=config.batch_size, shuffle=True, generator=g,
+                                      collate_fn=collate_fn))
+
+    steps_per_epoch = math.ceil(len(loader(0)) / config.grad_accum)
+    total = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    acc.register_for_checkpointing(scheduler)
+
+    result = TrainResult()
+    state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0}
+    if config.resume and (last / "trainer_state.json").exists():
+        saved = json.loads((last / "trainer_state.json").read_text())
+        state, result = saved["state"], _saved_result(saved, out)
+        result.resumed_from_step = state["global_step"]
+        if saved.get("finished"):  # nothing left to train; the weights are in `best` (see train_and_reload)
+            acc.print(f"{out} finished training earlier (step {state['global_step']}); not training again")
+            return result
+        acc.load_state(str(last))
+        acc.print(f"resuming from {last} at epoch {state['epoch']}, step {state['global_step']}")
+
+    def checkpoint(finished: bool = False) -> None:
+        if not finished:
+            acc.save_state(str(last))
+        if acc.is_main_process:
+            if finished:  # drop the resumable weights and optimizer state, keep the record
+                shutil.rmtree(last, ignore_errors=True)
+                last.mkdir(parents=True)
+            (last / "trainer_state.json").write_text(json.dumps({"state": state, "result": asdict(result),
+                                                                 "config": asdict(config), "finished": finished},
+                                                                indent=1, default=str))
+
+    t0 = time.perf_counter() - result.seconds
+    done = state["global_step"] >= total
+    while state["epoch"] < config.epochs and not done:
+        epoch = state["epoch"]
+        model.train()
+        dl = loader(epoch)
+        skip = state["batch_in_epoch"]
+        batches = acc.skip_first_batches(dl, skip) if skip else dl
+        bar = tqdm(batches, total=len(dl), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not (config.progress and acc.is_local_main_process), mininterval=30, leave=True)
+        running = []
+        for batch in bar:
+            with acc.accumulate(model):
+                out_ = loss_fn(model, batch, teacher)
+                loss, logs = out_ if isinstance(out_, tuple) else (out_, {})
+                acc.backward(loss)
+                if acc.sync_gradients and config.max_grad_norm:
+                    acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            state["batch_in_epoch"] += 1
+            running.append(loss.item())
+            if acc.sync_gradients:
+                scheduler.step()
+                state["global_step"] += 1
+                bar.set_postfix(loss=f"{sum(running[-20:]) / len(running[-20:]):.4f}",
+                                lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)  # the bar redraws at its own pace
+                if config.save_every_steps and state["global_step"] % config.save_every_steps == 0:
+                    result.seconds = time.perf_counter() - t0
+                    checkpoint()
+                if state["global_step"] >= total:
+                    done = True
+                    break
+        bar.close()
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"],
+                                  "train_loss": sum(running) / max(len(running), 1)}
+        if evaluate is not None:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                model.eval()
+                record.update(evaluate(acc.unwrap_model(model)))
+                model.train()
+        result.history.append(record)
+        acc.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        metric = record.get(config.metric) if config.metric else None
+        improved = (config.metric is None or (metric is not None and (
+            result.best_metric is None
+            or (metric > result.best_metric if config.greater_is_better else metric < result.best_metric))))
+        if improved:
+            result.best_metric, result.best_epoch = metric, epoch + 1
+            result.best_dir = str(best)
+            if acc.is_main_process:
+                save_model(acc.unwrap_model(model), best)
+        state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
+        result.global_step = state["global_step"]
+        result.seconds = time.perf_counter() - t0
+        if not (done or state["epoch"] >= config.epochs):
+            checkpoint()
+    acc.wait_for_everyone()
+    result.global_step = state["global_step"]
+    result.seconds = time.perf_counter() - t0
+    checkpoint(finished=True)
+    acc.wait_for_everyone()
+    return result
+
+
+def train_and_reload(model: torch.nn.Module, train_data, loss_fn: LossFn, config: TrainConfig,
+                     teacher: torch.nn.Module | None = None, load: Callable | None = None):
+    """`train`, then the trained model read back from `<output_dir>/best` (so a run that was already finished, or
+    resumed, gives the same model as a fresh one). `load(path)` defaults to the model class's `from_pretrained`."""
+    from pairlib.core.backbone import quiet_transformers
+    result = train(model, train_data, None, loss_fn, config, teacher=teacher)
+    with quiet_transformers():
+        trained = (load or type(model).from_pretrained)(result.best_dir)
+    return trained.eval(), result
+
+
+def finished_result(output_dir: str | Path) -> TrainResult | None:
+    """The record of a run that finished in `output_dir`, or None (not run, or interrupted)."""
+    state = Path(output_dir) / "last" / "trainer_state.json"
+    if not state.exists():
+        return None
+    saved = json.loads(state.read_text())
+    return _saved_result(saved, output_dir) if saved.get("finished") else None
+
+
+def _saved_result(saved: dict, output_dir: str | Path) -> TrainResult:
+    """A saved run's record with its best weights looked up in `output_dir` as it is now, so that a folder that was
+    moved, renamed or cloned elsewhere still finds them."""
+    result = TrainResult(**saved["result"])
+    if result.best_dir is not None:
+        result.best_dir = str(Path(output_dir) / Path(result.best_dir).name)
+    return result
+
+
+def clear_checkpoints(output_dir: str | Path) -> None:
+    """Remove a previous run's state so that the next `train` starts from scratch."""
+    shutil.rmtree(Path(output_dir) / "last", ignore_errors=True)
+    shutil.rmtree(Path(output_dir) / "best", ignore_errors=True)

@@ -1,0 +1,317 @@
+"""Fine-tuning and evaluating DeFormer on SQuAD, BoolQ and RACE: what notebooks 20-24 call.
+
+The recipe is the paper's: fine-tune the original model (a DeFormer with k=0) on the task, then load the same
+weights with k>0 and fine-tune again with gamma * task + alpha * KD + beta * LRS, the fine-tuned original model
+being the teacher. `DeFormerTask` ties a task to its inputs, model head and metric, so the notebooks differ only
+in parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pairlib.core import data, metrics
+from pairlib.core.artifacts import artifact_dir
+from pairlib.core.backbone import quiet_transformers
+from pairlib.core.losses import kd_loss, lrs_loss, weighted_sum
+from pairlib.core.train import RecipeBase, TensorDictDataset, TrainConfig, TrainResult, train_and_reload
+from pairlib.deformer.inputs import Segments, best_spans, choice_segments, pair_segments, squad_segments
+from pairlib.deformer.modeling import (
+    DeFormerForMultipleChoice,
+    DeFormerForQuestionAnswering,
+    DeFormerForSequenceClassification,
+    DeFormerPreTrainedModel,
+    lower_layers_fingerprint,
+)
+
+HEADS = {"span": DeFormerForQuestionAnswering, "pair": DeFormerForSequenceClassification,
+         "choice": DeFormerForMultipleChoice}
+TASK_KINDS = {"squad": "span", "boolq": "pair", "squad_q2p": "pair", "race": "choice"}
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """gamma (task), alpha (KD) and beta (LRS) of DeFormer's total loss, and the KD temperature."""
+
+    task: float = 1.0
+    kd: float = 0.0
+    lrs: float = 0.0
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        if min(self.task, self.kd, self.lrs) < 0 or self.task + self.kd + self.lrs == 0:
+            raise ValueError(f"loss weights must be >= 0 and not all zero, got {self}")
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.kd > 0 or self.lrs > 0
+
+
+PAPER_SQUAD_WEIGHTS = LossWeights(task=0.7, kd=1.1, lrs=0.5)  # the paper's BERT-base SQuAD setting
+PAPER_RACE_WEIGHTS = LossWeights(task=0.7, kd=0.4, lrs=0.4)
+TASK_LOSS_ONLY = LossWeights()
+
+
+def model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k.startswith(("question_", "passage_"))}
+
+
+def output_logits(kind: str, out) -> torch.Tensor:
+    """The distribution KD compares: start and end logits as two rows for spans, else the class logits."""
+    return torch.stack([out.start_logits, out.end_logits], dim=1) if kind == "span" else out.logits
+
+
+def task_loss(kind: str, out, batch: dict) -> torch.Tensor:
+    if kind == "span":
+        return (F.cross_entropy(out.start_logits, batch["start_positions"])
+                + F.cross_entropy(out.end_logits, batch["end_positions"])) / 2
+    return F.cross_entropy(out.logits, batch["labels"])
+
+
+def deformer_loss(kind: str, weights: LossWeights):
+    """`loss_fn(model, batch, teacher)` for `train.train`: the weighted sum, leaving out switched-off terms."""
+
+    def loss_fn(model, batch, teacher):
+        inputs = model_inputs(batch)
+        out = model(**inputs, output_upper_hidden_states=weights.lrs > 0)
+        terms = {"task": task_loss(kind, out, batch)}
+        if weights.needs_teacher:
+            if teacher is None:
+                raise ValueError("KD and LRS need the fine-tuned original model as teacher")
+            with torch.no_grad():
+                t = teacher(**inputs, output_upper_hidden_states=weights.lrs > 0)
+            if weights.kd > 0:
+                terms["kd"] = kd_loss(output_logits(kind, out), output_logits(kind, t), weights.temperature)
+            if weights.lrs > 0:
+                k = len(t.upper_hidden_states) - len(out.upper_hidden_states)  # teacher (k=0) keeps all layers
+                terms["lrs"] = lrs_loss(out.upper_hidden_states, t.upper_hidden_states[k:],
+                                        joint_attention_mask(kind, inputs))
+        return weighted_sum(terms, {"task": weights.task, "kd": weights.kd, "lrs": weights.lrs})
+
+    return loss_fn
+
+
+def joint_attention_mask(kind: str, inputs: dict) -> torch.Tensor:
+    """The mask over `[question; passage]` rows as the encoder sees them (one row per option for RACE)."""
+    question, passage = inputs["question_attention_mask"], inputs["passage_attention_mask"]
+    if kind == "choice":  # one article per question, repeated for each option row
+        passage = passage.repeat_interleave(question.shape[1], dim=0)
+        question = question.flatten(0, 1)
+    return torch.cat([question, passage], dim=1)
+
+
+@torch.inference_mode()
+def predict(model: DeFormerPreTrainedModel, segments: Segments, batch_size: int = 64, kind: str | None = None,
+            progress: bool = True) -> torch.Tensor:
+    """Logits for every row (spans: (rows, 2, passage_length)), computed without any cache."""
+    model.eval()
+    kind = kind or kind_of(model)
+    device = next(model.parameters()).device
+    chunks = []
+    for lo in tqdm(range(0, len(segments), batch_size), desc="predict", disable=not progress, mininterval=30):
+        batch = {k: v.to(device) for k, v in model_inputs(segments.rows(slice(lo, lo + batch_size))).items()}
+        chunks.append(output_logits(kind, model(**batch)).float().cpu())
+    return torch.cat(chunks)
+
+
+def kind_of(model: torch.nn.Module) -> str:
+    for kind, cls in HEADS.items():
+        if isinstance(model, cls):
+            return kind
+    names = ", ".join(c.__name__ for c in HEADS.values())
+    raise TypeError(f"{type(model).__name__} is not a DeFormer task model ({names})")
+
+
+class DeFormerTask:
+    """One task at one set of segment lengths: its inputs, its model head and its metric."""
+
+    def __init__(self, name: str, tokenizer, question_length: int, passage_length: int, doc_stride: int | None = None,
+                 max_answer_length: int = 30) -> None:
+        if name not in TASK_KINDS:
+            raise ValueError(f"DeFormer runs on {sorted(TASK_KINDS)}, not {name!r}")
+        self.name, self.kind, self.tokenizer = name, TASK_KINDS[name], tokenizer
+        self.question_length, self.passage_length = question_length, passage_length
+        self.doc_stride = doc_stride if doc_stride is not None else max(1, (passage_length - 1) // 2)
+        self.max_answer_length = max_answer_length
+        self.metric = "f1" if self.kind == "span" else "accuracy"
+        self.head = HEADS[self.kind]
+        self.num_labels = 2 if self.kind == "pair" else None
+
+    def settings(self) -> dict:
+        return {"task": self.name, "question_length": self.question_length, "passage_length": self.passage_length,
+                "doc_stride": self.doc_stride, "max_answer_length": self.max_answer_length}
+
+    def load(self, split: str, n: int | None, seed: int = 0):
+        return data.subsample(data.load_task(self.name, split), n, seed=seed)
+
+    def segments(self, ds, train: bool = False) -> Segments:
+        q, p = self.question_length, self.passage_length
+        col = lambda name: list(ds[name])  # noqa: E731 (datasets returns a lazy column)
+        if self.kind == "span":
+            answers = col("answers")
+            return squad_segments(self.tokenizer, col("question"), col("context"), q, p, self.doc_stride,
+                                  answer_starts=[a["answer_start"][0] for a in answers] if train else None,
+                                  answer_texts=[a["text"][0] for a in answers] if train else None)
+        labels = [int(x) for x in ds["label"]]
+        if self.kind == "pair":
+            question, passage = data.get_task(self.name).text_columns
+            return pair_segments(self.tokenizer, col(question), col(passage), q, p, labels)
+        return choice_segments(self.tokenizer, col("question"), col("options"), col("article"), q, p, labels)
+
+    def new_model(self, backbone: str, split_layer: int = 0) -> DeFormerPreTrainedModel:
+        extra = {"num_labels": self.num_labels} if self.num_labels else {}
+        return self.head.from_backbone(backbone, split_layer=split_layer, **extra)
+
+    def load_model(self, path: str | Path, split_layer: int | None = None) -> DeFormerPreTrainedModel:
+        kw = {"split_layer": split_layer} if split_layer is not None else {}
+        with quiet_transformers():
+            return self.head.from_pretrained(path, **kw)
+
+    def score(self, logits: torch.Tensor, ds, segments: Segments) -> dict[str, float]:
+        if self.kind == "span":
+            answers = best_spans(logits[:, 0], logits[:, 1], segments, list(ds["context"]),
+                                 self.max_answer_length)
+            return metrics.squad_em_f1(answers, [a["text"] for a in ds["answers"]])
+        return {"accuracy": metrics.accuracy(logits.argmax(-1).tolist(), [int(x) for x in ds["label"]])}
+
+    def evaluate(self, model: DeFormerPreTrainedModel, ds, segments: Segments | None = None,
+                 batch_size: int = 64, progress: bool = True) -> dict[str, float]:
+        segments = segments if segments is not None else self.segments(ds)
+        return self.score(predict(model, segments, batch_size, self.kind, progress), ds, segments)
+
+
+def fine_tune(task: DeFormerTask, model: DeFormerPreTrainedModel, train_segments: Segments, output_dir: str | Path,
+              weights: LossWeights = TASK_LOSS_ONLY, teacher: DeFormerPreTrainedModel | None = None,
+              epochs: int = 1, lr: float = 5e-5, batch_size: int = 16, warmup_ratio: float = 0.1, seed: int = 42,
+              max_steps: int | None = None, progress: bool = True) -> tuple[DeFormerPreTrainedModel, TrainResult]:
+    """Train (or resume, or find already trained in `output_dir`) and return the trained model from disk.
+
+    No checkpoint selection: the last epoch is kept (SQuAD has no labelled split besides the dev set we report on).
+    """
+    config = TrainConfig(output_dir=str(output_dir), epochs=epochs, lr=lr, batch_size=batch_size,
+                         warmup_ratio=warmup_ratio, seed=seed, max_steps=max_steps, progress=progress)
+    k = model.config.split_layer
+    return train_and_reload(model, TensorDictDataset(train_segments.tensors), deformer_loss(task.kind, weights),
+                            config, teacher=teacher if weights.needs_teacher else None,
+                            load=lambda path: task.load_model(path, split_layer=k))
+
+
+def run_record(result: TrainResult, weights: LossWeights, split_layer: int, examples: int) -> dict:
+    """One row for a notebook's training table."""
+    return {"split_layer": split_layer, "train_rows": examples, **{f"w_{k}": v for k, v in asdict(weights).items()},
+            "steps": result.global_step, "train_seconds": round(result.seconds, 1),
+            "final_train_loss": result.history[-1]["train_loss"] if result.history else float("nan")}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One experiment: a task, its data sample and training settings, the fine-tuned original model and DeFormers.
+
+
+@dataclass(frozen=True)
+class Recipe(RecipeBase):
+    """Everything that decides what is trained and evaluated, so that notebooks sharing a recipe (20, 23, 24) share
+    its trained models: each model lives in a folder named by a hash of the settings it depends on."""
+
+    task: str
+    question_length: int
+    passage_length: int
+    doc_stride: int | None = None  # SQuAD windows (BERT's meaning: the step between window starts)
+    train_examples: int | None = None  # a fixed sample of the train split (seed 0); None: all
+    eval_examples: int | None = None  # a fixed sample of the evaluation split (seed 0); None: all
+    eval_split: str = "validation"
+    epochs: int = 1  # the original model's fine-tuning
+    deformer_epochs: int = 1
+    lr: float = 5e-5
+    batch_size: int = 16
+    warmup_ratio: float = 0.1
+    seed: int = 42
+    max_steps: int | None = None
+
+
+def paper_split_layer(num_layers: int) -> int:
+    """The paper's share of separately encoded layers (9 of 12 for BERT-base), rounded down: for 6 layers, 4 lower
+    and 2 upper, which keeps at least the paper's quarter of joint layers (rounding up would leave one in six)."""
+    return max(1, num_layers * 9 // 12)
+
+
+class Experiment:
+    def __init__(self, recipe: Recipe, backbone: str, out_dir: str | Path, progress: bool = True) -> None:
+        from pairlib.core.backbone import load_tokenizer
+        self.recipe, self.backbone, self.progress = recipe, backbone, progress
+        self.task = DeFormerTask(recipe.task, load_tokenizer(backbone), recipe.question_length,
+                                 recipe.passage_length, recipe.doc_stride)
+        self.out_dir = Path(out_dir)
+        self.train_set = self.task.load("train", recipe.train_examples)
+        self.eval_set = self.task.load(recipe.eval_split, recipe.eval_examples)
+        self.train_segments = self.task.segments(self.train_set, train=True)
+        self.eval_segments = self.task.segments(self.eval_set)
+        self.records: list[dict] = []
+        self._baseline: DeFormerPreTrainedModel | None = None
+
+    def artifact_dir(self, name: str, **extra) -> Path:
+        """The folder of a model (or cache) of this experiment, named by everything it depends on."""
+        return artifact_dir(self.out_dir, f"deformer-{self.recipe.task}-{name}",
+                            {"backbone": self.backbone, **asdict(self.recipe), **extra})
+
+    def _fit(self, name: str, model, weights: LossWeights, teacher, epochs: int, segments: Segments, **extra):
+        r = self.recipe
+        out = self.artifact_dir(name, **extra)
+        trained, result = fine_tune(self.task, model, segments, out, weights, teacher, epochs=epochs, lr=r.lr,
+                                    batch_size=r.batch_size, warmup_ratio=r.warmup_ratio, seed=r.seed,
+                                    max_steps=r.max_steps, progress=self.progress)
+        self.records.append({"model": name, "folder": out.name,
+                             **run_record(result, weights, trained.config.split_layer, len(segments))})
+        return trained
+
+    def baseline(self) -> DeFormerPreTrainedModel:
+        """The original model fine-tuned on the task (k=0): the reference and DeFormer's teacher."""
+        if self._baseline is None:
+            model = self.task.new_model(self.backbone, split_layer=0)
+            self._baseline = self._fit("original", model, TASK_LOSS_ONLY, None, self.recipe.epochs,
+                                       self.train_segments)
+        return self._baseline
+
+    def deformer(self, split_layer: int, weights: LossWeights, train_examples: int | None = None,
+                 epochs: int | None = None) -> DeFormerPreTrainedModel:
+        """DeFormer initialised from the fine-tuned original model and fine-tuned with `weights`; `train_examples`
+        below the recipe's trains on the first part of the same sample (a cheaper run, e.g. for the k sweep)."""
+        base = self.baseline()
+        model = self.task.load_model(self.original_dir, split_layer=split_layer)
+        segments = self.train_segments
+        if train_examples is not None and train_examples < len(self.train_set):
+            segments = self.task.segments(self.train_set.select(range(train_examples)), train=True)
+        name = f"k{split_layer}-task{weights.task:g}-kd{weights.kd:g}-lrs{weights.lrs:g}"
+        return self._fit(name, model, weights, base, epochs or self.recipe.deformer_epochs, segments,
+                         split_layer=split_layer, loss_weights=asdict(weights), subset=train_examples)
+
+    @property
+    def original_dir(self) -> Path:
+        return self.artifact_dir("original") / "best"
+
+    def split(self, split_layer: int) -> DeFormerPreTrainedModel:
+        """The fine-tuned original model's weights loaded with k>0 and not trained further."""
+        self.baseline()
+        return self.task.load_model(self.original_dir, split_layer=split_layer)
+
+    def cache(self, model: DeFormerPreTrainedModel, rows: int | None = None, segments: Segments | None = None):
+        """The evaluation passages (of the first `rows` rows, or all; or of other `segments`, e.g. another
+        notebook's evaluation pairs) encoded by `model` up to its layer k, on disk."""
+        import hashlib
+
+        from pairlib.deformer.modeling import PassageCache
+        extra = {}
+        if segments is not None:
+            extra["passages"] = hashlib.sha1("\n".join(segments.passage_ids).encode()).hexdigest()[:12]
+        segments = self.eval_segments if segments is None else segments
+        segments = segments if rows is None else segments.head(rows)
+        path = self.artifact_dir(f"cache-k{model.config.split_layer}", fingerprint=lower_layers_fingerprint(model),
+                                 rows=rows, **extra) / "passages.safetensors"
+        return PassageCache.from_inputs(model, segments.passage_ids, segments.tensors["passage_input_ids"],
+                                        segments.tensors["passage_attention_mask"], str(path))
+
+    def evaluate(self, model: DeFormerPreTrainedModel) -> dict[str, float]:
+        return self.task.evaluate(model, self.eval_set, self.eval_segments, progress=self.progress)

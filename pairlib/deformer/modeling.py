@@ -1,0 +1,339 @@
+"""DeFormer (Cao et al., ACL 2020): decompose the lower k layers of a BERT so that question and passage are encoded
+separately, then run the upper n-k layers over their concatenation.
+
+Because the passage's lower-layer encoding no longer depends on the question, it can be computed once and cached;
+answering a question then costs the question's lower layers plus the upper layers. As in the official code
+(`models/ebert.py`), the passage's position ids restart at 0, so its encoding is the same whatever the question's
+length. With `split_layer = 0` nothing is encoded separately and the model *is* the original BERT over
+`[CLS] question [SEP] passage [SEP]` (positions continuing), which is how the fine-tuned baseline is trained: the
+baseline is a DeFormer with k=0, and DeFormer is initialised from it by loading the same weights with k>0.
+
+The layers are the backbone's own (`BertModel.embeddings`, `BertModel.encoder.layer[i]`), so any HF BERT checkpoint
+works and the k=0 equivalence is exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, BertConfig, BertModel, PreTrainedModel
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.utils import ModelOutput
+
+from pairlib.core.backbone import config_settings, init_bert_weights, load_backbone
+
+
+class DeFormerConfig(BertConfig):
+    """A BertConfig plus `split_layer` (k): layers [0, k) run on question and passage separately."""
+
+    model_type = "deformer"
+
+    def __init__(self, split_layer: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.split_layer = split_layer
+
+
+@dataclass
+class DeFormerOutput(ModelOutput):
+    last_hidden_state: torch.Tensor | None = None  # (batch, question_len + passage_len, hidden)
+    attention_mask: torch.Tensor | None = None  # the joint mask over the same positions
+    question_length: int | None = None  # where the passage starts in the joint sequence
+    upper_hidden_states: tuple[torch.Tensor, ...] | None = None  # outputs of layers k..n-1 (for the LRS loss)
+
+
+class DeFormerPreTrainedModel(PreTrainedModel):
+    config_class = DeFormerConfig
+    base_model_prefix = "deformer"
+    supports_gradient_checkpointing = False
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        init_bert_weights(module, self.config.initializer_range)
+
+    @classmethod
+    def from_backbone(cls, name: str = "minilm-l6", split_layer: int = 0, **config_kwargs):
+        """A new model whose encoder holds a pretrained backbone's weights (the heads are freshly initialised)."""
+        bert, _ = load_backbone(name)
+        settings = config_settings(bert.config)
+        settings.update(config_kwargs)
+        model = cls(DeFormerConfig(split_layer=split_layer, **settings))
+        model.deformer.bert.load_state_dict(bert.state_dict())
+        return model
+
+
+class DeFormerModel(DeFormerPreTrainedModel):
+    def __init__(self, config: DeFormerConfig) -> None:
+        super().__init__(config)
+        if not 0 <= config.split_layer < config.num_hidden_layers:
+            raise ValueError(f"split_layer must be in 0..{config.num_hidden_layers - 1} (it is the number of "
+                             f"separately encoded lower layers), got {config.split_layer}")
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.post_init()
+
+    @property
+    def deformer(self) -> "DeFormerModel":  # so that from_backbone works on the bare model too
+        return self
+
+    @property
+    def split_layer(self) -> int:
+        return self.config.split_layer
+
+    def _mask(self, hidden: torch.Tensor, attention_mask: torch.Tensor):
+        return create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask)
+
+    def _layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int,
+                keep: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        mask = self._mask(hidden, attention_mask)
+        kept = []
+        for layer in self.bert.encoder.layer[start:stop]:
+            hidden = layer(hidden, mask)
+            if keep:
+                kept.append(hidden)
+        return hidden, kept
+
+    def encode_segment(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, segment: int) -> torch.Tensor:
+        """One segment alone through the embeddings and lower layers: positions from 0, token type `segment`."""
+        if self.split_layer == 0:
+            raise ValueError("split_layer is 0: nothing is encoded separately (this is the original model)")
+        types = torch.full_like(input_ids, segment)
+        hidden = self.bert.embeddings(input_ids=input_ids, token_type_ids=types)
+        return self._layers(hidden, attention_mask, 0, self.split_layer)[0]
+
+    def encode_passage(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """What the passage cache stores: the passage's lower-layer output, independent of any question."""
+        return self.encode_segment(input_ids, attention_mask, segment=1)
+
+    def forward(self, question_input_ids: torch.Tensor, question_attention_mask: torch.Tensor,
+                passage_input_ids: torch.Tensor | None = None, passage_attention_mask: torch.Tensor | None = None,
+                passage_states: torch.Tensor | None = None, output_upper_hidden_states: bool = False,
+                **_) -> DeFormerOutput:
+        """Question `[CLS] q [SEP]` and passage `p [SEP]` (no [CLS]); pass `passage_states` from `encode_passage`
+        (or a cache) instead of `passage_input_ids` to skip the passage's lower layers."""
+        if passage_states is None and passage_input_ids is None:
+            raise ValueError("give passage_input_ids or cached passage_states")
+        if passage_attention_mask is None:
+            raise ValueError("passage_attention_mask is needed with passage inputs or cached states")
+        mask = torch.cat([question_attention_mask, passage_attention_mask], dim=1)
+        q_len = question_input_ids.shape[1]
+        k = self.split_layer
+        if k == 0:
+            if passage_input_ids is None:
+                raise ValueError("split_layer is 0: there are no cached passage states to use")
+            ids = torch.cat([question_input_ids, passage_input_ids], dim=1)
+            types = torch.cat([torch.zeros_like(question_input_ids), torch.ones_like(passage_input_ids)], dim=1)
+            hidden = self.bert.embeddings(input_ids=ids, token_type_ids=types)
+        else:
+            q = self.encode_segment(question_input_ids, question_attention_mask, segment=0)
+            p = passage_states if passage_states is not None else self.encode_passage(passage_input_ids,
+                                                                                      passage_attention_mask)
+            hidden = torch.cat([q, p.to(q.dtype)], dim=1)
+        hidden, upper = self._layers(hidden, mask, k, self.config.num_hidden_layers, keep=output_upper_hidden_states)
+        return DeFormerOutput(last_hidden_state=hidden, attention_mask=mask, question_length=q_len,
+                              upper_hidden_states=tuple(upper) if output_upper_hidden_states else None)
+
+
+class _WithDeFormer(DeFormerPreTrainedModel):
+    def __init__(self, config: DeFormerConfig) -> None:
+        super().__init__(config)
+        self.deformer = DeFormerModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def encode_passage(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.deformer.encode_passage(input_ids, attention_mask)
+
+
+@dataclass
+class SpanOutput(ModelOutput):
+    start_logits: torch.Tensor | None = None  # over passage tokens only
+    end_logits: torch.Tensor | None = None
+    upper_hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class DeFormerForQuestionAnswering(_WithDeFormer):
+    """Span QA: start and end logits over the passage's tokens (padding masked to -inf)."""
+
+    def __init__(self, config: DeFormerConfig) -> None:
+        super().__init__(config)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def forward(self, **inputs) -> SpanOutput:
+        out = self.deformer(**inputs)
+        passage = out.last_hidden_state[:, out.question_length:]
+        logits = self.qa_outputs(passage)
+        pad = out.attention_mask[:, out.question_length:] == 0
+        logits = logits.masked_fill(pad[..., None], torch.finfo(logits.dtype).min)
+        return SpanOutput(start_logits=logits[..., 0], end_logits=logits[..., 1],
+                          upper_hidden_states=out.upper_hidden_states)
+
+
+@dataclass
+class ClassifierOutput(ModelOutput):
+    logits: torch.Tensor | None = None
+    upper_hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class DeFormerForSequenceClassification(_WithDeFormer):
+    """Pair classification (BoolQ) from the question's [CLS]."""
+
+    def __init__(self, config: DeFormerConfig) -> None:
+        super().__init__(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, **inputs) -> ClassifierOutput:
+        out = self.deformer(**inputs)
+        logits = self.classifier(self.dropout(out.last_hidden_state[:, 0]))
+        return ClassifierOutput(logits=logits, upper_hidden_states=out.upper_hidden_states)
+
+
+class DeFormerForMultipleChoice(_WithDeFormer):
+    """Multiple choice (RACE): each option is a question segment `[CLS] question option [SEP]` over the same article,
+    whose lower layers run once per example, not once per option.
+
+    Inputs: question_input_ids / question_attention_mask of shape (batch, choices, q_len); passage inputs or
+    states of shape (batch, p_len[, hidden]); logits of shape (batch, choices).
+    """
+
+    def __init__(self, config: DeFormerConfig) -> None:
+        super().__init__(config)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(self, question_input_ids: torch.Tensor, question_attention_mask: torch.Tensor,
+                passage_input_ids: torch.Tensor | None = None, passage_attention_mask: torch.Tensor | None = None,
+                passage_states: torch.Tensor | None = None, output_upper_hidden_states: bool = False,
+                **_) -> ClassifierOutput:
+        b, c, q_len = question_input_ids.shape
+        if passage_states is None and self.deformer.split_layer > 0:
+            passage_states = self.encode_passage(passage_input_ids, passage_attention_mask)
+
+        def per_choice(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.unsqueeze(1).expand(b, c, *t.shape[1:]).reshape(b * c, *t.shape[1:])
+
+        out = self.deformer(question_input_ids.reshape(b * c, q_len), question_attention_mask.reshape(b * c, q_len),
+                            passage_input_ids=per_choice(passage_input_ids) if passage_states is None else None,
+                            passage_attention_mask=per_choice(passage_attention_mask),
+                            passage_states=per_choice(passage_states),
+                            output_upper_hidden_states=output_upper_hidden_states)
+        logits = self.classifier(self.dropout(out.last_hidden_state[:, 0])).view(b, c)
+        return ClassifierOutput(logits=logits, upper_hidden_states=out.upper_hidden_states)
+
+
+AutoConfig.register("deformer", DeFormerConfig, exist_ok=True)
+AutoModel.register(DeFormerConfig, DeFormerModel, exist_ok=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs and the passage cache
+
+
+def tokenize_segments(tokenizer, questions: list[str], passages: list[str], question_length: int,
+                      passage_length: int) -> dict[str, torch.Tensor]:
+    """DeFormer's two segments, each padded to a fixed length: `[CLS] q [SEP]` and `p [SEP]` (the passage's [CLS]
+    dropped, so that the joint sequence reads exactly like BERT's `[CLS] q [SEP] p [SEP]`)."""
+    q = tokenizer(questions, padding="max_length", truncation=True, max_length=question_length, return_tensors="pt")
+    p = tokenizer(passages, padding="max_length", truncation=True, max_length=passage_length + 1,
+                  return_tensors="pt")
+    return {"question_input_ids": q["input_ids"], "question_attention_mask": q["attention_mask"],
+            "passage_input_ids": p["input_ids"][:, 1:], "passage_attention_mask": p["attention_mask"][:, 1:]}
+
+
+def lower_layers_fingerprint(model: DeFormerPreTrainedModel) -> str:
+    """A hash of the weights a cached passage depends on (embeddings and the k lower layers)."""
+    import hashlib
+    base = model.deformer if hasattr(model, "deformer") else model
+    h = hashlib.sha1(str(base.split_layer).encode())
+    params = list(base.bert.embeddings.parameters()) + [p for layer in base.bert.encoder.layer[:base.split_layer]
+                                                        for p in layer.parameters()]
+    for p in params:
+        h.update(p.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class PassageCache:
+    """Passages encoded once up to layer k and stored on disk (safetensors, one tensor per passage, real tokens only).
+
+    Answering from the cache runs only the question's lower layers and the upper layers. The cache records which
+    weights it was built with and refuses a model whose lower layers differ. `dtype=torch.float16` halves the size
+    (DeFormer's paper stores bf16); float32 keeps cached answers bit-identical to uncached ones.
+    """
+
+    def __init__(self, path: str, tensors: dict[str, torch.Tensor], fingerprint: str) -> None:
+        self.path, self.tensors, self.fingerprint = path, tensors, fingerprint
+
+    @classmethod
+    def build(cls, model: DeFormerPreTrainedModel, tokenizer, passages: dict[str, str], path: str,
+              passage_length: int, batch_size: int = 32, dtype: torch.dtype = torch.float32) -> "PassageCache":
+        """Encode passage texts (id -> text), each truncated to `passage_length` tokens."""
+        enc = tokenize_segments(tokenizer, [""] * len(passages), list(passages.values()), 2, passage_length)
+        return cls.encode(model, list(passages), enc["passage_input_ids"], enc["passage_attention_mask"], path,
+                          batch_size, dtype)
+
+    @classmethod
+    def from_inputs(cls, model: DeFormerPreTrainedModel, passage_ids: list[str], input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor, path: str, batch_size: int = 32,
+                    dtype: torch.dtype = torch.float32) -> "PassageCache":
+        """Encode already tokenised passage segments (e.g. SQuAD windows); repeated ids are encoded once."""
+        first = {pid: i for i, pid in reversed(list(enumerate(passage_ids)))}
+        index = torch.tensor(list(first.values()), dtype=torch.long)
+        return cls.encode(model, list(first), input_ids[index], attention_mask[index], path, batch_size, dtype)
+
+    @classmethod
+    @torch.inference_mode()
+    def encode(cls, model: DeFormerPreTrainedModel, ids: list[str], input_ids: torch.Tensor,
+               attention_mask: torch.Tensor, path: str, batch_size: int = 32,
+               dtype: torch.dtype = torch.float32) -> "PassageCache":
+        from safetensors.torch import save_file
+        model.eval()
+        tensors: dict[str, torch.Tensor] = {}
+        device = next(model.parameters()).device
+        for start in range(0, len(ids), batch_size):
+            mask = attention_mask[start:start + batch_size].to(device)
+            states = model.encode_passage(input_ids[start:start + batch_size].to(device), mask)
+            for pid, s, m in zip(ids[start:start + batch_size], states, mask):
+                tensors[pid] = s[: int(m.sum())].to(dtype).cpu().contiguous()
+        fingerprint = lower_layers_fingerprint(model)
+        save_file(tensors, path, metadata={"fingerprint": fingerprint, "passage_length": str(input_ids.shape[1])})
+        return cls(path, tensors, fingerprint)
+
+    @classmethod
+    def load(cls, path: str) -> "PassageCache":
+        from safetensors import safe_open
+        with safe_open(path, framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            fingerprint = f.metadata()["fingerprint"]
+        return cls(path, tensors, fingerprint)
+
+    def check(self, model: DeFormerPreTrainedModel) -> None:
+        if lower_layers_fingerprint(model) != self.fingerprint:
+            raise ValueError(f"passage cache {self.path} was built with other lower-layer weights or another split "
+                             "layer; rebuild it with PassageCache.build for this model")
+
+    def batch(self, passage_ids: list[str], passage_length: int,
+              dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cached states padded to `passage_length` and their attention mask, ready for `passage_states=`."""
+        missing = [p for p in passage_ids if p not in self.tensors]
+        if missing:
+            raise KeyError(f"{len(missing)} passage(s) not in the cache {self.path}, e.g. {missing[:3]}")
+        hidden = next(iter(self.tensors.values())).shape[-1]
+        states = torch.zeros(len(passage_ids), passage_length, hidden, dtype=dtype)
+        mask = torch.zeros(len(passage_ids), passage_length, dtype=torch.long)
+        for i, pid in enumerate(passage_ids):
+            t = self.tensors[pid]
+            states[i, : len(t)] = t.to(dtype)
+            mask[i, : len(t)] = 1
+        return states, mask
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+
+    @property
+    def bytes_per_passage(self) -> float:
+        return self.bytes_total / max(len(self.tensors), 1)
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.bytes_total / max(sum(len(t) for t in self.tensors.values()), 1)

@@ -1,0 +1,271 @@
+"""Tables, figures and the claims table, each stamped with where it came from.
+
+A table is written as `<name>.csv` (plain data) and `<name>.md` (the same table with its stamp beneath), plus
+`<name>.meta.json` holding the stamp: git commit, profile, hardware, library versions and time. Figures carry the
+stamp in a footer line. The claims table `claims.csv` gathers one row per paper claim; each notebook adds or replaces
+its own rows, so re-running one notebook never drops another's.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import subprocess
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from pairlib.core.artifacts import REPO_ROOT
+from pairlib.core.measure import hardware, hardware_label
+from pairlib.study import claims as claim_registry
+
+LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "pandas", "scikit-learn", "papermill")
+VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
+CLAIM_COLUMNS = ("claim_id", "paper", "description", "paper_value", "ours", "unit", "verdict", "evidence")
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        # "-dirty" means tracked code differs from the commit; the outputs being written right now do not count
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!outputs"],
+                               cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def code_commit() -> str:
+    """The commit of the code that is running: the one `pairlib run` saw when the notebook started (it passes it on
+    in PAIRLIB_COMMIT), else the one at first use in this process. Commits made while a long notebook runs do not
+    change the stamp of what it writes, because its kernel still runs the code it imported."""
+    global _FIRST_COMMIT
+    if os.environ.get("PAIRLIB_COMMIT"):
+        return os.environ["PAIRLIB_COMMIT"]
+    if _FIRST_COMMIT is None:
+        _FIRST_COMMIT = git_commit()
+    return _FIRST_COMMIT
+
+
+_FIRST_COMMIT: str | None = None
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
+
+
+def stamp(profile: str) -> dict[str, Any]:
+    return {"commit": code_commit(), "profile": profile, "hardware": hardware_label(), "hardware_detail": hardware(),
+            "versions": library_versions(), "written": _dt.datetime.now().isoformat(timespec="seconds")}
+
+
+def stamp_line(s: dict[str, Any]) -> str:
+    v = s["versions"]
+    return (f"profile {s['profile']} | commit {s['commit']} | {s['hardware']} | torch {v['torch']}, "
+            f"transformers {v['transformers']} | {s['written']}")
+
+
+def output_dir(profile: str, root: str | Path | None = None) -> Path:
+    """Where a notebook writes: `root` if given (the runner passes it), else `$PAIRLIB_OUTPUTS/<profile>` (the tests
+    point it at a temporary folder so that running them never touches the committed outputs), else
+    `outputs/<profile>` in the repository."""
+    if root is not None:
+        d = Path(root)
+    elif os.environ.get("PAIRLIB_OUTPUTS"):
+        d = Path(os.environ["PAIRLIB_OUTPUTS"]) / profile
+    else:
+        d = REPO_ROOT / "outputs" / profile
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, profile: str, notes: Iterable[str] = (),
+               floatfmt: str = ".4g") -> Path:
+    """Write a table as CSV + Markdown + stamp; `notes` (e.g. a task's deviations) go under the Markdown table."""
+    out = Path(out_dir) / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    s = stamp(profile)
+    s["notes"] = list(notes)
+    df.to_csv(out / f"{name}.csv", index=False)
+    md = df.to_markdown(index=False, floatfmt=floatfmt)
+    lines = [md, "", f"_{stamp_line(s)}_"] + [f"- {n}" for n in s["notes"]]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / f"{name}.meta.json").write_text(json.dumps(s, indent=2) + "\n", encoding="utf-8")
+    return out / f"{name}.csv"
+
+
+def save_figure(fig, name: str, out_dir: str | Path, profile: str) -> Path:
+    out = Path(out_dir) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.text(0.01, 0.005, stamp_line(stamp(profile)), fontsize=6, color="0.4", ha="left", va="bottom")
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+@dataclass
+class Claim:
+    """One row of the claims table: a paper's number beside ours, with an honest verdict."""
+
+    claim_id: str
+    paper: str
+    description: str
+    paper_value: str
+    ours: str
+    unit: str
+    verdict: str
+    evidence: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"claim {self.claim_id}: verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if not self.evidence:
+            raise ValueError(f"claim {self.claim_id}: evidence must name the notebook that produced it")
+
+
+def write_claims(claims: Iterable[Claim], out_dir: str | Path) -> Path:
+    """Add or replace these claims (by claim_id) in `<out_dir>/claims.csv`, keeping every other row. A notebook
+    must write every claim listed for it in `pairlib.study.claims`."""
+    claims = list(claims)
+    claim_registry.check_written([c.claim_id for c in claims], [c.evidence for c in claims])
+    return _merge_claim_rows([{k: str(v) for k, v in asdict(c).items()} for c in claims], out_dir)
+
+
+def add_placeholder_claims(out_dir: str | Path, profile: str) -> list[str]:
+    """A `not run` row for every listed claim that `<out_dir>/claims.csv` lacks; their ids."""
+    rows = claim_registry.placeholder_rows(read_claims(out_dir), profile)
+    if rows:
+        _merge_claim_rows(rows, out_dir)
+    return [r["claim_id"] for r in rows]
+
+
+def _merge_claim_rows(new_rows: list[dict[str, str]], out_dir: str | Path) -> Path:
+    path = Path(out_dir) / "claims.csv"
+    rows: dict[str, dict[str, str]] = {}
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = {r["claim_id"]: r for r in csv.DictReader(f)}
+    for r in new_rows:
+        rows[r["claim_id"]] = r
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(CLAIM_COLUMNS))
+        w.writeheader()
+        for cid in sorted(rows):
+            w.writerow(rows[cid])
+    tmp.replace(path)
+    return path
+
+
+def read_claims(out_dir: str | Path) -> pd.DataFrame:
+    path = Path(out_dir) / "claims.csv"
+    if not path.exists():
+        return pd.DataFrame(columns=list(CLAIM_COLUMNS))
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def verdict(ours: float, paper: float, tolerance: float, partly_tolerance: float,
+            higher_is_better: bool = True) -> str:
+    """'reproduced' when ours is at most `tolerance` worse than the paper's (better always counts), 'partly' when at
+    most `partly_tolerance` worse, else 'not reproduced'; NaN (not measured) gives 'not run'."""
+    if ours != ours or paper != paper:
+        return "not run"
+    shortfall = (paper - ours) if higher_is_better else (ours - paper)
+    if shortfall <= tolerance:
+        return "reproduced"
+    return "partly" if shortfall <= partly_tolerance else "not reproduced"
+
+
+README_START = "<!-- claims:start (generated by `pairlib readme` from outputs/cpu/claims.csv; do not edit) -->"
+README_END = "<!-- claims:end -->"
+FRONTIER_START = ("<!-- frontier:start (generated by `pairlib readme` from outputs/cpu/tables/frontier_summary.csv; "
+                  "do not edit) -->")
+FRONTIER_END = "<!-- frontier:end -->"
+
+
+# Pages that show the cpu claims: the README (all of them) and one page per paper (its own), links relative to each.
+CLAIM_PAGES = {"README.md": (None, ""), "docs/deformer.md": ("DeFormer", "../"),
+               "docs/fastbert.md": ("FastBERT", "../"), "docs/dipair.md": ("DiPair", "../")}
+
+
+def claims_markdown(claims: pd.DataFrame, link_prefix: str = "") -> str:
+    """The claims table as Markdown: one row per claim, the paper's value beside ours, the verdict, the notebook."""
+    if claims.empty:
+        return "_no claims yet_"
+    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| claim | paper | ours | verdict | evidence |", "|---|---|---|---|---|"]
+    for r in claims.sort_values("claim_id").itertuples(index=False):
+        lines.append(f"| `{r.claim_id}` | {esc(r.paper_value)} | {esc(r.ours)} | **{r.verdict}** | "
+                     f"[{r.evidence}]({link_prefix}outputs/cpu/{r.evidence}.ipynb) |")
+    counts = claims.verdict.value_counts()
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
+    return "\n".join(lines) + f"\n\n{len(claims)} claims: {summary}."
+
+
+def readme_block(out_dir: str | Path, paper: str | None = None, link_prefix: str = "") -> str:
+    claims = read_claims(out_dir)
+    if paper is not None:
+        claims = claims[claims.paper == paper]
+    return f"{README_START}\n{claims_markdown(claims, link_prefix)}\n{README_END}"
+
+
+def replace_block(path: str | Path, start: str, end: str, block: str) -> bool:
+    """Replace the generated block between the lines `start` and `end` of a page; True if it changed."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no generated block; add the lines {start!r} and {end!r}")
+    head, rest = text.split(start, 1)
+    new = head + block + rest.split(end, 1)[1]
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def update_readme(readme: str | Path, out_dir: str | Path, paper: str | None = None, link_prefix: str = "") -> bool:
+    """Replace a page's claims block with the one generated from `<out_dir>/claims.csv` (one paper's claims, or all);
+    True if it changed."""
+    return replace_block(readme, README_START, README_END, readme_block(out_dir, paper, link_prefix))
+
+
+def frontier_block(out_dir: str | Path) -> str:
+    """91_frontier's figure and summary for the README: every method's quality and serving cost on one task, with
+    the stamp (hardware, commit) of the run that measured them."""
+    table_path = Path(out_dir) / "tables" / "frontier_summary.csv"
+    if not table_path.exists():
+        return f"{FRONTIER_START}\n_`91_frontier` has not run at this profile yet._\n{FRONTIER_END}"
+    t = pd.read_csv(table_path)
+    meta = json.loads(table_path.with_suffix(".meta.json").read_text(encoding="utf-8"))
+    big = max(int(c.rsplit("batch", 1)[1]) for c in t.columns if c.startswith("ms_per_pair_batch"))
+    yes = lambda b: "yes" if b else ""  # noqa: E731
+    lines = [f"![the speed-quality frontier](outputs/{Path(out_dir).name}/figures/frontier.png)", "",
+             f"| model | AUC-ROC | GFLOPs / pair | ms / pair, batch 1 | ms / pair, batch {big} | speedup vs teacher, "
+             f"batch 1 / {big} | on the frontier, batch 1 / {big} |", "|---|---|---|---|---|---|---|"]
+    for r in t.to_dict("records"):
+        lines.append(f"| {r['model']} | {r['auc_roc']:.3f} | {r['gflops_per_pair']:.3g} | "
+                     f"{r['ms_per_pair_batch1']:.3g} | {r[f'ms_per_pair_batch{big}']:.3g} | "
+                     f"{r['speedup_batch1_vs_teacher']:.1f}x / {r[f'speedup_batch{big}_vs_teacher']:.1f}x | "
+                     f"{yes(r['frontier_batch1'])} / {yes(r[f'frontier_batch{big}'])} |")
+    lines += ["", f"_{stamp_line(meta)}_"]
+    return f"{FRONTIER_START}\n" + "\n".join(lines) + f"\n{FRONTIER_END}"
+
+
+def update_claim_pages(out_dir: str | Path, root: str | Path = REPO_ROOT) -> list[str]:
+    """Regenerate the claims block of the README and of every paper's page, and the README's frontier; the pages
+    that changed."""
+    changed = [page for page, (paper, prefix) in CLAIM_PAGES.items()
+               if update_readme(Path(root) / page, out_dir, paper, prefix)]
+    if replace_block(Path(root) / "README.md", FRONTIER_START, FRONTIER_END, frontier_block(out_dir)):
+        changed = sorted({*changed, "README.md"})
+    return changed
