@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -120,14 +121,77 @@ def test_two_cpu_processes(tmp_path):
     """`accelerate launch --cpu` starts one process (../shared/STACK.md); --multi_gpu on a GPU-less machine starts
     two gloo ranks."""
     launcher = Path(sys.executable).parent / "accelerate"
+    with socket.socket() as sock:  # a free port: the default 29500 clashes with any other launch on the machine
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
     cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", str(Path(__file__).parent / "tiny_task.py"),
+           "--main_process_port", port, "--mixed_precision", "no", "--dynamo_backend", "no", str(Path(__file__).parent / "tiny_task.py"),
            str(tmp_path)]
     if torch.cuda.is_available():
         pytest.skip("this test is about CPU processes")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[-8000:]
     ranks = sorted(p.read_text() for p in tmp_path.glob("rank*.txt"))
     assert len(ranks) == 2
     assert all(r.startswith("2 DistributedType.MULTI_CPU") for r in ranks)
     assert all(r.endswith(" 8") for r in ranks)  # 64 examples / (2 ranks x 8) x 2 epochs
+
+
+def test_a_kill_while_a_checkpoint_is_written_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    from accelerate import Accelerator
+    straight = Tiny()
+    train(straight, dataset(), collate, mse, _config(tmp_path / "a"))
+
+    real_save = Accelerator.save_state
+    calls = {"n": 0}
+
+    def dying_save(self, output_dir=None, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:  # killed half-way through writing the fifth checkpoint
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(output_dir) / "optimizer.bin").write_bytes(b"PK\x03\x04 truncated")
+            raise KeyboardInterrupt
+        return real_save(self, output_dir, **kw)
+
+    monkeypatch.setattr(Accelerator, "save_state", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(Tiny(), dataset(), collate, mse, _config(tmp_path / "b"))
+    monkeypatch.setattr(Accelerator, "save_state", real_save)
+    resumed = Tiny()
+    result = train(resumed, dataset(), collate, mse, _config(tmp_path / "b"))
+    assert result.resumed_from_step == 4  # the fourth checkpoint, whole
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_kill_between_the_renames_puts_the_previous_checkpoint_back(tmp_path):
+    calls = {"n": 0}
+
+    def crashing(model, batch, teacher):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return mse(model, batch, teacher)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(Tiny(), dataset(), collate, crashing, _config(tmp_path))
+    (tmp_path / "last").rename(tmp_path / "last.old")  # as if killed after stepping aside, before the new one moved
+    (tmp_path / "last.tmp").mkdir()
+    result = train(Tiny(), dataset(), collate, mse, _config(tmp_path))
+    assert result.resumed_from_step == 3 and not (tmp_path / "last.old").exists()
+
+
+def test_an_unreadable_checkpoint_names_its_folder(tmp_path):
+    from pairlib.core.train import CheckpointError
+
+    def crashing(model, batch, teacher):
+        if crashing.n == 3:
+            raise KeyboardInterrupt
+        crashing.n += 1
+        return mse(model, batch, teacher)
+    crashing.n = 0
+    with pytest.raises(KeyboardInterrupt):
+        train(Tiny(), dataset(), collate, crashing, _config(tmp_path))
+    (tmp_path / "last" / "optimizer.bin").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=str(tmp_path / "last")):
+        train(Tiny(), dataset(), collate, mse, _config(tmp_path))

@@ -1,4 +1,5 @@
-"""Where the project's files live: the repository root, and the folder each trained model is kept in.
+"""Where the project's files live (the repository root, the folder each trained model is kept in) and how they are
+written so that a kill never leaves a half-written one.
 
 A trained model's folder is named by a hash of the settings that produced it, which is what lets a notebook re-run
 with the same settings find (or resume) its model, and a changed setting train anew instead of reusing a stale one.
@@ -7,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,3 +25,45 @@ def artifact_dir(out_dir: str | Path, name: str, settings: dict[str, Any]) -> Pa
     d.mkdir(parents=True, exist_ok=True)
     (d / "settings.json").write_text(json.dumps(settings, indent=1, sort_keys=True, default=str) + "\n")
     return d
+
+
+@contextmanager
+def written_atomically(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path beside `path` to write to; on success it replaces `path` in one step (a rename), so a
+    kill or a crash while writing leaves the previous file, or none, never a truncated one that a later run trusts."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def replace_folder(new: Path, final: Path) -> None:
+    """Put the fully written folder `new` where `final` is. A folder cannot be renamed over a non-empty one, so the
+    old folder steps aside first (`<final>.old`); a kill between the two renames leaves it there, and
+    `recover_folder` puts it back."""
+    old = final.with_name(final.name + ".old")
+    if final.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_folder(final: Path) -> None:
+    """After a kill inside `replace_folder`: the previous complete folder back in place; a half-written new one
+    (`<final>.tmp`) removed."""
+    old = final.with_name(final.name + ".old")
+    if not final.exists() and old.exists():
+        old.rename(final)
+    shutil.rmtree(final.with_name(final.name + ".tmp"), ignore_errors=True)
+
+
+def shown(path: str | Path) -> str:
+    """A path as printed in notebooks: relative to the repository when inside it, so that executed notebooks that
+    are committed name no machine's folders."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)

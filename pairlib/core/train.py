@@ -26,10 +26,16 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from pairlib.core.artifacts import recover_folder, replace_folder, shown
+
 LossFn = Callable[[torch.nn.Module, dict, torch.nn.Module | None], "torch.Tensor | tuple[torch.Tensor, dict]"]
 EvalFn = Callable[[torch.nn.Module], dict[str, float]]
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+class CheckpointError(RuntimeError):
+    """A saved training state that cannot be read; the message names the folder and what to do."""
 
 
 @dataclass
@@ -139,14 +145,25 @@ def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float,
             for (group_lr, decays), ps in groups.items()]
 
 
+def seed_new_weights(seed: int) -> None:
+    """Seed every generator before a model with new layers (heads, classifiers, score layers) is built: they are
+    initialised when the model is built, before `train` seeds anything, and torch seeds its default generator
+    differently in every process, so without this one recipe gives two different models in two processes."""
+    set_seed(seed)
+
+
 def save_model(model: torch.nn.Module, path: Path) -> None:
+    """Written beside `path` and moved into place whole, so that a kill never leaves a half-written model there."""
     from pairlib.core.backbone import quiet_transformers
-    path.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     if hasattr(model, "save_pretrained"):
         with quiet_transformers():  # no "Writing model shards" bar in executed notebooks
-            model.save_pretrained(path)
+            model.save_pretrained(tmp)
     else:
-        torch.save(model.state_dict(), path / "model.pt")
+        torch.save(model.state_dict(), tmp / "model.pt")
+    replace_folder(tmp, path)
 
 
 def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: LossFn, config: TrainConfig,
@@ -181,26 +198,41 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
 
     result = TrainResult()
     state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0}
+    if acc.is_main_process:
+        recover_folder(last)
+        recover_folder(best)
+    acc.wait_for_everyone()
     if config.resume and (last / "trainer_state.json").exists():
         saved = json.loads((last / "trainer_state.json").read_text())
         state, result = saved["state"], _saved_result(saved, out)
         result.resumed_from_step = state["global_step"]
         if saved.get("finished"):  # nothing left to train; the weights are in `best` (see train_and_reload)
-            acc.print(f"{out} finished training earlier (step {state['global_step']}); not training again")
+            acc.print(f"{shown(out)} finished training earlier (step {state['global_step']}); not training again")
             return result
-        acc.load_state(str(last))
-        acc.print(f"resuming from {last} at epoch {state['epoch']}, step {state['global_step']}")
+        try:
+            acc.load_state(str(last))
+        except Exception as e:  # written whole or not at all since checkpoints are atomic, but disks fail
+            raise CheckpointError(f"the checkpoint in {last} cannot be read ({type(e).__name__}: {e}). Delete that "
+                                  "folder to train this model from the start.") from e
+        acc.print(f"resuming from {shown(last)} at epoch {state['epoch']}, step {state['global_step']}")
 
     def checkpoint(finished: bool = False) -> None:
-        if not finished:
-            acc.save_state(str(last))
+        """A resumable state written to `last.tmp`, the trainer state last, then moved into place whole: a kill
+        at any moment leaves the previous checkpoint or this one, never weights of one step beside the state of
+        another. Once finished, only the record is kept (the weights are in `best`)."""
+        tmp = last.with_name("last.tmp")
         if acc.is_main_process:
-            if finished:  # drop the resumable weights and optimizer state, keep the record
-                shutil.rmtree(last, ignore_errors=True)
-                last.mkdir(parents=True)
-            (last / "trainer_state.json").write_text(json.dumps({"state": state, "result": asdict(result),
-                                                                 "config": asdict(config), "finished": finished},
-                                                                indent=1, default=str))
+            shutil.rmtree(tmp, ignore_errors=True)
+        acc.wait_for_everyone()
+        if not finished:
+            acc.save_state(str(tmp))
+        if acc.is_main_process:
+            tmp.mkdir(parents=True, exist_ok=True)
+            (tmp / "trainer_state.json").write_text(json.dumps({"state": state, "result": asdict(result),
+                                                                "config": asdict(config), "finished": finished},
+                                                               indent=1, default=str))
+            replace_folder(tmp, last)
+        acc.wait_for_everyone()
 
     t0 = time.perf_counter() - result.seconds
     done = state["global_step"] >= total

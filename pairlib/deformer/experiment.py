@@ -18,7 +18,14 @@ from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir
 from pairlib.core.backbone import quiet_transformers
 from pairlib.core.losses import kd_loss, lrs_loss, weighted_sum
-from pairlib.core.train import RecipeBase, TensorDictDataset, TrainConfig, TrainResult, train_and_reload
+from pairlib.core.train import (
+    RecipeBase,
+    TensorDictDataset,
+    TrainConfig,
+    TrainResult,
+    seed_new_weights,
+    train_and_reload,
+)
 from pairlib.deformer.inputs import Segments, best_spans, choice_segments, pair_segments, squad_segments
 from pairlib.deformer.modeling import (
     DeFormerForMultipleChoice,
@@ -270,6 +277,7 @@ class Experiment:
     def baseline(self) -> DeFormerPreTrainedModel:
         """The original model fine-tuned on the task (k=0): the reference and DeFormer's teacher."""
         if self._baseline is None:
+            seed_new_weights(self.recipe.seed)
             model = self.task.new_model(self.backbone, split_layer=0)
             self._baseline = self._fit("original", model, TASK_LOSS_ONLY, None, self.recipe.epochs,
                                        self.train_segments)

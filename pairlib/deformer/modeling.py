@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoModel, BertConfig, BertModel, PreTraine
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
 
+from pairlib.core.artifacts import written_atomically
 from pairlib.core.backbone import config_settings, init_bert_weights, load_backbone
 
 
@@ -295,7 +296,9 @@ class PassageCache:
             for pid, s, m in zip(ids[start:start + batch_size], states, mask):
                 tensors[pid] = s[: int(m.sum())].to(dtype).cpu().contiguous()
         fingerprint = lower_layers_fingerprint(model)
-        save_file(tensors, path, metadata={"fingerprint": fingerprint, "passage_length": str(input_ids.shape[1])})
+        with written_atomically(path) as tmp:  # a kill while writing leaves no truncated cache to trust later
+            save_file(tensors, str(tmp), metadata={"fingerprint": fingerprint,
+                                                   "passage_length": str(input_ids.shape[1])})
         return cls(path, tensors, fingerprint)
 
     @classmethod

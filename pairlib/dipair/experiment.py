@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pairlib.core import data, metrics
-from pairlib.core.artifacts import artifact_dir
+from pairlib.core.artifacts import artifact_dir, written_atomically
 from pairlib.core.backbone import load_tokenizer
 from pairlib.core.train import (
     RecipeBase,
@@ -30,6 +30,7 @@ from pairlib.core.train import (
     TrainConfig,
     TrainResult,
     finished_result,
+    seed_new_weights,
     train,
     train_and_reload,
 )
@@ -272,8 +273,9 @@ class DiPairExperiment:
     def teacher(self) -> CrossEncoder:
         """The full backbone as a cross-encoder, fine-tuned on the labelled pairs."""
         if self._teacher is None:
-            model = CrossEncoder.from_backbone(self.backbone)
             r = self.recipe
+            seed_new_weights(r.seed)
+            model = CrossEncoder.from_backbone(self.backbone)
             self._teacher = self._fit("teacher", "teacher", model, self.train_tensors, label_loss, r.teacher_epochs,
                                       r.teacher_lr)
         return self._teacher
@@ -287,7 +289,8 @@ class DiPairExperiment:
                 targets = torch.load(path)
             else:
                 targets = predict(self.teacher(), tensors, progress=self.progress)
-                torch.save(targets, path)
+                with written_atomically(path) as tmp:  # never a truncated file that a later run would load
+                    torch.save(targets, tmp)
             tensors["targets"] = targets
             self._pool_tensors = tensors
         return self._pool_tensors
@@ -316,16 +319,19 @@ class DiPairExperiment:
                          stage="end to end", **extra)
 
     def dipair(self, schedule: str = "two-stage", **head) -> DiPairModel:
+        seed_new_weights(self.recipe.seed)
         model = DiPairModel.from_backbone(self.backbone, **head)
         # every DiPair setting, defaults included, names the folder: a changed default is a different model
         settings = {k: getattr(model.config, k) for k in DIPAIR_SETTINGS}
         return self.distil("dipair", model, schedule, head=settings)
 
     def small_cross(self, layers: int) -> CrossEncoder:
+        seed_new_weights(self.recipe.seed)
         return self.distil(f"cross-{layers}l", CrossEncoder.from_backbone(self.backbone, num_layers=layers),
                            "end-to-end", layers=layers)
 
     def dual(self, scorer: str) -> DualEncoder:
+        seed_new_weights(self.recipe.seed)
         return self.distil(f"de-{scorer}", DualEncoder.from_backbone(self.backbone, scorer=scorer), "end-to-end")
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:

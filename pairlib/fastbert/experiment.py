@@ -20,7 +20,7 @@ from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir
 from pairlib.core.backbone import load_tokenizer
 from pairlib.core.losses import self_distillation_loss
-from pairlib.core.train import RecipeBase, TensorDictDataset, TrainConfig, train_and_reload
+from pairlib.core.train import RecipeBase, TensorDictDataset, TrainConfig, seed_new_weights, train_and_reload
 from pairlib.fastbert.modeling import FastBertForSequenceClassification, full_model_flops, sample_flops
 
 
@@ -125,6 +125,7 @@ class FastBertExperiment:
 
     def fine_tuned(self) -> FastBertForSequenceClassification:
         """Step 1: backbone + teacher classifier on labels (the students are untrained)."""
+        seed_new_weights(self.recipe.seed)
         model = FastBertForSequenceClassification.from_backbone(self.backbone, num_labels=self.num_labels)
         return self._fit("fine-tuned", model, teacher_loss, self.recipe.lr, self.recipe.epochs,
                          lr_by_prefix=self._label_lrs())
@@ -137,6 +138,7 @@ class FastBertExperiment:
 
     def trained_on_labels(self) -> FastBertForSequenceClassification:
         """Ablation: every classifier and the backbone trained together on labels (no self-distillation)."""
+        seed_new_weights(self.recipe.seed)
         model = FastBertForSequenceClassification.from_backbone(self.backbone, num_labels=self.num_labels)
         return self._fit("all-layers-on-labels", model, all_layers_label_loss, self.recipe.lr, self.recipe.epochs,
                          lr_by_prefix=self._label_lrs())
@@ -144,6 +146,7 @@ class FastBertExperiment:
     def fixed_depth(self, layers: int) -> FastBertForSequenceClassification:
         """Baseline: the backbone's first `layers` layers fine-tuned with one classifier on top (the paper's
         DistilBERT rows stand in here)."""
+        seed_new_weights(self.recipe.seed)
         model = FastBertForSequenceClassification.from_backbone(self.backbone, num_labels=self.num_labels,
                                                                num_layers=layers)
         return self._fit(f"first-{layers}-layers", model, teacher_loss, self.recipe.lr, self.recipe.epochs,
