@@ -18,7 +18,7 @@ def test_update_readme_replaces_only_the_block(tmp_path):
     (tmp_path / "out").mkdir()
     report.write_claims([report.Claim("a.b", "P", "d", "1", "2", "x", "partly", "20_x")], tmp_path / "out")
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\noutro\n")
+    readme.write_text(f"intro\n{report.claims_start('cpu')}\nold\n{report.CLAIMS_END}\noutro\n")
     assert report.update_readme(readme, tmp_path / "out")
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "`a.b`" in text and "old" not in text
@@ -26,10 +26,10 @@ def test_update_readme_replaces_only_the_block(tmp_path):
 
 
 def test_paper_pages_show_only_their_paper(tmp_path):
-    (tmp_path / "out").mkdir()
+    (tmp_path / "cpu").mkdir()
     report.write_claims([report.Claim("x.one", "DeFormer", "d", "1", "2", "x", "partly", "2_x"),
-                         report.Claim("y.two", "FastBERT", "d", "1", "2", "x", "partly", "3_y")], tmp_path / "out")
-    block = report.readme_block(tmp_path / "out", "DeFormer", "../")
+                         report.Claim("y.two", "FastBERT", "d", "1", "2", "x", "partly", "3_y")], tmp_path / "cpu")
+    block = report.readme_block(tmp_path / "cpu", "DeFormer", "../")
     assert "`x.one`" in block and "`y.two`" not in block and "](../outputs/cpu/2_x.ipynb)" in block
 
 
@@ -51,3 +51,29 @@ def test_the_frontier_block_shows_each_model_and_the_hardware(tmp_path):
     block = report.frontier_block(out)
     assert "| DE-Cos | 0.930 | 0.01 | 1 | 0.1 | 10.0x / 50.0x | yes /  |" in block
     assert "batch 64" in block and report.hardware_label() in block and "outputs/cpu/figures/frontier.png" in block
+
+
+def _pages(root):
+    """A copy of the pages `pairlib readme` writes, under `root`."""
+    for page in report.CLAIM_PAGES:
+        (root / page).parent.mkdir(parents=True, exist_ok=True)
+        (root / page).write_text((REPO_ROOT / page).read_text(encoding="utf-8"), encoding="utf-8")
+    return {page: (root / page).read_text(encoding="utf-8") for page in report.CLAIM_PAGES}
+
+
+def test_readme_refuses_a_profile_without_outputs_and_changes_no_page(tmp_path):
+    before = _pages(tmp_path)
+    with pytest.raises(ValueError, match="holds no claims.csv"):
+        report.update_claim_pages(tmp_path / "outputs" / "cpuu", root=tmp_path)
+    assert before == {page: (tmp_path / page).read_text(encoding="utf-8") for page in report.CLAIM_PAGES}
+
+
+def test_blocks_name_the_profile_they_come_from(tmp_path):
+    _pages(tmp_path)
+    out = tmp_path / "outputs" / "smoke"
+    out.mkdir(parents=True)
+    report.write_claims([report.Claim("x.one", "DeFormer", "d", "1", "2", "x", "partly", "20_x")], out)
+    report.update_claim_pages(out, root=tmp_path)
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert report.claims_start("smoke") in readme and report.claims_start("cpu") not in readme
+    assert "](outputs/smoke/20_x.ipynb)" in readme and "from outputs/smoke/tables/frontier_summary.csv" in readme

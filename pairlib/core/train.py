@@ -11,13 +11,15 @@ the device and handed to the loss function.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
 import time
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 from accelerate import Accelerator
@@ -85,15 +87,61 @@ class TrainResult:
 
 
 class RecipeBase:
-    """Settings dataclasses that notebooks pass as one dict parameter: a misspelt key is an error, not ignored."""
+    """Settings dataclasses that notebooks pass as one dict parameter, checked when made: a misspelt key, a value of
+    the wrong type (`lr: 5e-5` that YAML read as a string), a count below 1 or an unknown task is an error that
+    names the setting, before any data loads or any model trains.
+
+    `RUN_ONLY` settings change how a run is carried out, not the model it makes, so they do not name its folder."""
+
+    RUN_ONLY: ClassVar[tuple[str, ...]] = ("save_every_steps",)
+    UNBOUNDED: ClassVar[tuple[str, ...]] = ("seed",)  # integers that may be 0 or negative
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, allowed = getattr(self, f.name), _allowed_types(hints[f.name])
+            if not _is_instance(value, allowed):
+                raise ValueError(f"{name}.{f.name} must be {' or '.join(t.__name__ for t in allowed)}, got "
+                                 f"{value!r} ({type(value).__name__})" + (
+                                     "; YAML reads 5e-5 as a string, write 5.0e-5" if isinstance(value, str) else ""))
+            if isinstance(value, bool) or value is None or f.name in self.UNBOUNDED:
+                continue
+            if isinstance(value, int) and value < 1:
+                raise ValueError(f"{name}.{f.name} must be at least 1, got {value}")
+            if isinstance(value, float) and f.name.endswith("lr") and value <= 0:
+                raise ValueError(f"{name}.{f.name} must be > 0, got {value}")
+            if f.name.endswith("ratio") and not 0 <= value < 1:
+                raise ValueError(f"{name}.{f.name} must be in [0, 1), got {value}")
+        if isinstance(getattr(self, "task", None), str):
+            from pairlib.core.data import get_task
+            get_task(self.task)  # an unknown task fails here, naming the valid ones
 
     @classmethod
     def from_dict(cls, settings: dict):
+        if not isinstance(settings, dict):
+            raise ValueError(f"{cls.__name__} settings must be a mapping of setting -> value, got {settings!r}")
         known = set(cls.__dataclass_fields__)
         unknown = set(settings) - known
         if unknown:
             raise ValueError(f"unknown recipe setting(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**settings)
+
+    def model_settings(self) -> dict[str, Any]:
+        """The settings that can change a trained model: what names its artifact folder."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
+
+
+def _allowed_types(hint: Any) -> tuple[type, ...]:
+    args = typing.get_args(hint) or (hint,)
+    types = tuple(type(None) if a is type(None) else a for a in args)
+    return types + ((int,) if float in types else ())  # 2 is a fine learning-rate multiplier, 2e-5 a fine lr
+
+
+def _is_instance(value: Any, allowed: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in allowed:
+        return False  # True is an int to Python, not a count to a recipe
+    return isinstance(value, tuple(t for t in allowed if isinstance(t, type)))
 
 
 class TensorDictDataset(torch.utils.data.Dataset):

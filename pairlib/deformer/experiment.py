@@ -194,13 +194,15 @@ class DeFormerTask:
 def fine_tune(task: DeFormerTask, model: DeFormerPreTrainedModel, train_segments: Segments, output_dir: str | Path,
               weights: LossWeights = TASK_LOSS_ONLY, teacher: DeFormerPreTrainedModel | None = None,
               epochs: int = 1, lr: float = 5e-5, batch_size: int = 16, warmup_ratio: float = 0.1, seed: int = 42,
-              max_steps: int | None = None, progress: bool = True) -> tuple[DeFormerPreTrainedModel, TrainResult]:
+              max_steps: int | None = None, save_every_steps: int | None = None,
+              progress: bool = True) -> tuple[DeFormerPreTrainedModel, TrainResult]:
     """Train (or resume, or find already trained in `output_dir`) and return the trained model from disk.
 
     No checkpoint selection: the last epoch is kept (SQuAD has no labelled split besides the dev set we report on).
     """
     config = TrainConfig(output_dir=str(output_dir), epochs=epochs, lr=lr, batch_size=batch_size,
-                         warmup_ratio=warmup_ratio, seed=seed, max_steps=max_steps, progress=progress)
+                         warmup_ratio=warmup_ratio, seed=seed, max_steps=max_steps,
+                         save_every_steps=save_every_steps, progress=progress)
     k = model.config.split_layer
     return train_and_reload(model, TensorDictDataset(train_segments.tensors), deformer_loss(task.kind, weights),
                             config, teacher=teacher if weights.needs_teacher else None,
@@ -237,6 +239,8 @@ class Recipe(RecipeBase):
     warmup_ratio: float = 0.1
     seed: int = 42
     max_steps: int | None = None
+    # a resumable checkpoint every this many optimizer steps (besides each epoch's end); names no model folder
+    save_every_steps: int | None = None
 
 
 def paper_split_layer(num_layers: int) -> int:
@@ -262,14 +266,15 @@ class Experiment:
     def artifact_dir(self, name: str, **extra) -> Path:
         """The folder of a model (or cache) of this experiment, named by everything it depends on."""
         return artifact_dir(self.out_dir, f"deformer-{self.recipe.task}-{name}",
-                            {"backbone": self.backbone, **asdict(self.recipe), **extra})
+                            {"backbone": self.backbone, **self.recipe.model_settings(), **extra})
 
     def _fit(self, name: str, model, weights: LossWeights, teacher, epochs: int, segments: Segments, **extra):
         r = self.recipe
         out = self.artifact_dir(name, **extra)
         trained, result = fine_tune(self.task, model, segments, out, weights, teacher, epochs=epochs, lr=r.lr,
                                     batch_size=r.batch_size, warmup_ratio=r.warmup_ratio, seed=r.seed,
-                                    max_steps=r.max_steps, progress=self.progress)
+                                    max_steps=r.max_steps, save_every_steps=r.save_every_steps,
+                                    progress=self.progress)
         self.records.append({"model": name, "folder": out.name,
                              **run_record(result, weights, trained.config.split_layer, len(segments))})
         return trained

@@ -67,6 +67,8 @@ class DiPairRecipe(RecipeBase):
     warmup_ratio: float = 0.1
     seed: int = 42
     max_steps: int | None = None
+    # a resumable checkpoint every this many optimizer steps (besides each epoch's end); names no model folder
+    save_every_steps: int | None = None
 
     def settings_for(self, model: str) -> dict:
         """The fields a `model` ('teacher', 'pool', 'end-to-end' or 'two-stage' student) depends on, which name its
@@ -225,7 +227,7 @@ class DiPairExperiment:
         r = self.recipe
         return TrainConfig(output_dir=str(out), epochs=epochs, lr=lr, batch_size=r.batch_size,
                            warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
-                           progress=self.progress)
+                           save_every_steps=r.save_every_steps, progress=self.progress)
 
     def _record(self, name: str, stage: str, out: Path, pairs: int, epochs: int, lr: float,
                 result: TrainResult) -> None:

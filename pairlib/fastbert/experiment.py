@@ -8,7 +8,7 @@ on labels together with the backbone (no self-distillation); fixed-depth models 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +42,8 @@ class FastBertRecipe(RecipeBase):
     warmup_ratio: float = 0.1
     seed: int = 42
     max_steps: int | None = None
+    # a resumable checkpoint every this many optimizer steps (besides each epoch's end); names no model folder
+    save_every_steps: int | None = None
 
 
 
@@ -97,7 +99,7 @@ class FastBertExperiment:
         self.records: list[dict] = []
 
     def artifact_dir(self, name: str, **extra) -> Path:
-        settings = asdict(self.recipe)
+        settings = self.recipe.model_settings()
         if settings["classifier_lr"] is None:  # folders named before the setting existed keep their names
             del settings["classifier_lr"]
         return artifact_dir(self.out_dir, f"fastbert-{self.recipe.task}-{name}",
@@ -112,7 +114,8 @@ class FastBertExperiment:
         out = self.artifact_dir(name, **extra)
         config = TrainConfig(output_dir=str(out), epochs=epochs, lr=lr, batch_size=r.batch_size,
                              warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
-                             lr_by_prefix=lr_by_prefix or {}, progress=self.progress)
+                             lr_by_prefix=lr_by_prefix or {}, save_every_steps=r.save_every_steps,
+                             progress=self.progress)
         trained, result = train_and_reload(model, TensorDictDataset(self.train_tensors), loss_fn, config)
         if any(r["folder"] == out.name for r in self.records):  # asked for again (e.g. as distillation's start)
             return trained

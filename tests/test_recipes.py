@@ -1,0 +1,44 @@
+"""Recipes are checked when made: a bad value fails at once and names the setting, before data loads or a model
+trains; settings that change only how a run is carried out do not rename a trained model's folder."""
+import pytest
+
+from pairlib.core.data import DataError
+from pairlib.deformer.experiment import Recipe
+from pairlib.dipair.experiment import DiPairRecipe
+from pairlib.fastbert.experiment import FastBertRecipe
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"lr": "5e-5"}, r"FastBertRecipe.lr must be float.*'5e-5'.*write 5.0e-5"),
+    ({"epochs": 0}, "FastBertRecipe.epochs must be at least 1, got 0"),
+    ({"train_examples": -5}, "FastBertRecipe.train_examples must be at least 1, got -5"),
+    ({"epochs": 1.5}, "FastBertRecipe.epochs must be int, got 1.5"),
+    ({"batch_size": True}, "FastBertRecipe.batch_size must be int"),
+    ({"lr": 0.0}, "FastBertRecipe.lr must be > 0"),
+    ({"warmup_ratio": 1.0}, r"FastBertRecipe.warmup_ratio must be in \[0, 1\)"),
+    ({"save_every_steps": 0}, "FastBertRecipe.save_every_steps must be at least 1"),
+])
+def test_a_bad_value_names_its_setting(settings, message):
+    with pytest.raises(ValueError, match=message):
+        FastBertRecipe.from_dict({"task": "ag_news", **settings})
+
+
+def test_an_unknown_task_or_setting_fails_before_anything_loads():
+    with pytest.raises(DataError, match="unknown task 'agnews'; valid tasks"):
+        FastBertRecipe(task="agnews")
+    with pytest.raises(ValueError, match=r"unknown recipe setting\(s\) \['epoch'\]"):
+        Recipe.from_dict({"task": "squad", "question_length": 32, "passage_length": 160, "epoch": 2})
+    with pytest.raises(ValueError, match="must be a mapping"):
+        DiPairRecipe.from_dict(["task", "squad_q2p"])
+
+
+def test_good_values_pass_and_integers_serve_as_floats():
+    assert FastBertRecipe(task="ag_news", lr=1, seed=0).lr == 1
+    assert DiPairRecipe(max_steps=None, eval_examples=None).task == "squad_q2p"
+
+
+def test_save_every_steps_names_no_model_folder():
+    plain = Recipe(task="squad", question_length=32, passage_length=160)
+    saving = Recipe(task="squad", question_length=32, passage_length=160, save_every_steps=100)
+    assert plain.model_settings() == saving.model_settings() and "save_every_steps" not in plain.model_settings()
+    assert "save_every_steps" not in DiPairRecipe(save_every_steps=50).settings_for("two-stage")
