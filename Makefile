@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= smoke
 
-.PHONY: all run test unit nbval lab clean-venv
+.PHONY: all run test unit nbval lab clean-artifacts clean-venv
 
 all: run
 
@@ -21,13 +21,22 @@ run: $(BIN)/.installed
 
 # Unit tests, then every notebook under nbval with its smoke defaults; outputs go to a temporary folder, removed after
 # (the smoke models add up to gigabytes).
-test: $(BIN)/.installed
+# The folder goes on Ctrl-C or a kill too: sh runs no EXIT trap on a signal unless the signal's own trap exits.
+test: unit nbval
+
+unit: $(BIN)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/pytest tests
-	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+
+nbval: $(BIN)/.installed
+	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && trap 'exit 130' INT TERM && \
 	HF_HUB_OFFLINE=1 PAIRLIB_OUTPUTS=$$out $(BIN)/pytest --nbval-lax -p no:cacheprovider notebooks
 
 lab: $(BIN)/.installed
 	$(BIN)/jupyter lab notebooks
+
+# Trained models and caches of a profile (the smoke profile's add up to several GB); results stay.
+clean-artifacts:
+	rm -rf outputs/$(PROFILE)/artifacts
 
 clean-venv:
 	rm -rf $(VENV)

@@ -122,3 +122,95 @@ def test_notebooks_sharing_a_recipe_share_its_defaults():
     assert seen, "no recipe parameters found"
     for name, defaults in seen.items():
         assert len(set(defaults.values())) == 1, f"{name} differs between notebooks: {defaults}"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("defaults: {nn: 3}", r"defaults.nn is declared by no notebook's parameters cell \(a typo\?\)"),
+    ("defaults: [1, 2", "params/smoke.yaml is not valid YAML"),
+    ("just a string", "params/smoke.yaml must be a mapping"),
+    ("- a\n- b", "params/smoke.yaml must be a mapping"),
+    ("defaults: 3", "params/smoke.yaml: defaults must be a mapping"),
+    ("notebooks: {00_a: [1]}", "notebooks.00_a must be a mapping"),
+    ("notebooks: {00_a: {n: 'two'}}", r"notebooks.00_a.n must be a number like the notebook's default 1, got 'two'"),
+])
+def test_a_broken_profile_names_its_file_and_key(sandbox, text, message):
+    (sandbox / "params" / "smoke.yaml").write_text(text)
+    with pytest.raises(run.RunError, match=message):
+        run.run("smoke", output_root=sandbox / "out", progress_bar=False)
+    assert not (sandbox / "out" / "smoke" / "00_a.ipynb").exists()
+
+
+def test_a_broken_profile_keeps_list_working(sandbox, capsys):
+    (sandbox / "params" / "broken.yaml").write_text("defaults: [1, 2")
+    run.list_cmd()
+    assert "broken" in capsys.readouterr().out
+
+
+def test_numbers_without_a_dot_are_numbers_and_recipes_are_checked_up_front():
+    assert yaml.load("lr: 5e-5", Loader=run._ProfileLoader) == {"lr": 5e-5}
+    with pytest.raises(run.RunError, match=r"defaults.fastbert_ag_news: FastBertRecipe.epochs must be at least 1"):
+        run._check_value("params/x.yaml: defaults.fastbert_ag_news", "fastbert_ag_news",
+                         {"task": "ag_news", "epochs": 0}, {"task": "ag_news"})
+    with pytest.raises(run.RunError, match=r"deformer_squad: unknown recipe setting\(s\) \['epoch'\]"):
+        run._check_value("params/x.yaml: defaults.deformer_squad", "deformer_squad",
+                         {"question_length": 8, "passage_length": 8, "epoch": 1}, {})
+
+
+def test_the_report_runs_after_the_notebooks_it_gathers():
+    names = [nb.stem for nb in run.notebooks()]
+    assert names[-1] == "90_report" and names.index("91_frontier") < names.index("90_report")
+
+
+def _interrupting(exc):
+    def execute(*args, **kwargs):
+        raise exc
+    return execute
+
+
+@pytest.mark.parametrize("exc,status,message", [
+    (KeyboardInterrupt(), "interrupted", "00_a interrupted after"),
+    (type("DeadKernelError", (RuntimeError,), {})("Kernel died"), "failed", "00_a stopped: its kernel died"),
+])
+def test_a_dead_kernel_or_ctrl_c_ends_in_one_line_and_a_record(sandbox, monkeypatch, exc, status, message):
+    monkeypatch.setattr(pm, "execute_notebook", _interrupting(exc))
+    with pytest.raises(run.RunError, match=message) as e:
+        run.run("smoke", output_root=sandbox / "out", progress_bar=False)
+    assert "--from 00_a" in str(e.value) and isinstance(e.value, run.Interrupted) == (status == "interrupted")
+    assert run.read_state(sandbox / "out" / "smoke")["notebooks"]["00_a"]["status"] == status
+
+
+def test_resume_reruns_a_notebook_whose_rerun_was_interrupted(sandbox, monkeypatch):
+    out = sandbox / "out"
+    run.run("smoke", output_root=out, progress_bar=False)
+    real = pm.execute_notebook
+    monkeypatch.setattr(pm, "execute_notebook", _interrupting(KeyboardInterrupt()))
+    with pytest.raises(run.Interrupted):
+        run.run("smoke", only=["00_a"], output_root=out, progress_bar=False)
+    ran = []
+    monkeypatch.setattr(pm, "execute_notebook", lambda nb, *a, **k: ran.append(nb) or real(nb, *a, **k))
+    run.run("smoke", output_root=out, resume=True, progress_bar=False)
+    assert [p.rsplit("/", 1)[-1] for p in ran] == ["00_a.ipynb"]  # 10_b finished and was skipped
+
+
+def test_a_relative_output_root_means_where_it_was_typed(sandbox, monkeypatch):
+    elsewhere = sandbox / "here"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("PWD", str(elsewhere))
+    run.run("smoke", only=["00_a"], output_root="rel", progress_bar=False)
+    assert (elsewhere / "rel" / "smoke" / "00_a.ipynb").exists()
+
+
+def test_a_relative_data_root_means_where_it_was_typed(tmp_path, monkeypatch):
+    from pairlib.core.data import data_root
+    (tmp_path / "mydata").mkdir()
+    monkeypatch.setenv("PWD", str(tmp_path))
+    monkeypatch.chdir(ROOT / "notebooks")  # where a kernel runs
+    monkeypatch.setenv("PAIRLIB_DATA", "mydata")
+    assert data_root() == tmp_path / "mydata"
+
+
+def test_cli_ctrl_c_exits_130(monkeypatch, capsys):
+    monkeypatch.setattr(run, "run", _interrupting(KeyboardInterrupt()))
+    assert run.main(["run", "--profile", "smoke"]) == 130
+    assert capsys.readouterr().err.count("\n") == 1

@@ -17,6 +17,13 @@ from typing import Any, Iterator
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def typed_path(value: str | Path) -> Path:
+    """A path the user typed (an environment variable, an option): a relative one means relative to where they
+    typed it. A kernel that Jupyter or the runner starts works in notebooks/ but keeps the shell's $PWD."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(os.environ.get("PWD") or os.getcwd()) / path
+
+
 def artifact_dir(out_dir: str | Path, name: str, settings: dict[str, Any]) -> Path:
     """`<out_dir>/artifacts/<name>-<hash of settings>/` (not committed), created, with the settings written beside
     the model so that a folder can be traced back to what trained it."""

@@ -22,7 +22,7 @@ from typing import Callable
 
 import datasets
 
-from pairlib.core.artifacts import REPO_ROOT
+from pairlib.core.artifacts import REPO_ROOT, typed_path
 
 
 class DataError(RuntimeError):
@@ -33,7 +33,7 @@ def data_root() -> Path:
     """The folder holding the local dataset copies: `$PAIRLIB_DATA`, else `../shared/data` beside the repository."""
     env = os.environ.get("PAIRLIB_DATA")
     if env:
-        root = Path(env).expanduser()
+        root = typed_path(env)
         if not root.is_dir():
             raise DataError(f"PAIRLIB_DATA={env!r} is not a folder. Point it at the folder holding "
                             "squad_v1.1/, boolq/, ... (see README, 'Data').")

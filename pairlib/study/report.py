@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from pairlib.core.artifacts import REPO_ROOT, shown
+from pairlib.core.artifacts import REPO_ROOT, shown, typed_path
 from pairlib.core.measure import hardware, hardware_label
 from pairlib.study import claims as claim_registry
 
@@ -83,7 +83,7 @@ def output_dir(profile: str, root: str | Path | None = None) -> Path:
     if root is not None:
         d = Path(root)
     elif os.environ.get("PAIRLIB_OUTPUTS"):
-        d = Path(os.environ["PAIRLIB_OUTPUTS"]) / profile
+        d = typed_path(os.environ["PAIRLIB_OUTPUTS"]) / profile
     else:
         d = REPO_ROOT / "outputs" / profile
     d.mkdir(parents=True, exist_ok=True)

@@ -12,10 +12,12 @@ each notebook's wall time and commit, which `--resume` uses to continue after th
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime as _dt
 import fnmatch
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from pairlib.core.artifacts import REPO_ROOT
+from pairlib.core.artifacts import REPO_ROOT, shown
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 PARAMS_DIR = REPO_ROOT / "params"
@@ -31,30 +33,115 @@ ALWAYS_INJECTED = ("profile", "output_dir")
 
 
 class RunError(RuntimeError):
-    pass
+    """A run that cannot start or did not finish; its message says which notebook and what to do."""
+
+
+class Interrupted(RunError):
+    """Ctrl-C: the same record and message as a failure, the shell's exit status for an interrupt."""
 
 
 def notebooks() -> list[Path]:
-    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    """In number order, except that a report (`*_report`) runs after every notebook whose results it gathers."""
+    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"), key=lambda nb: (nb.stem.endswith("_report"), nb.stem))
 
 
 def profiles() -> list[str]:
     return sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
 
 
+class _ProfileLoader(yaml.SafeLoader):
+    """YAML 1.1 reads `5e-5` (no dot) as a string; a profile means a number."""
+
+
+_ProfileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)$"), list("-+0123456789."))
+
+# Parameters that notebooks turn into recipes, checked before anything runs (with the task the notebook adds).
+RECIPE_PARAMETERS = {"deformer_squad": ("deformer", {"task": "squad"}), "deformer_boolq": ("deformer", {"task": "boolq"}),
+                     "deformer_race": ("deformer", {"task": "race"}), "fastbert_ag_news": ("fastbert", {}),
+                     "fastbert_pair": ("fastbert", {}), "dipair_q2p": ("dipair", {}), "dipair_wikiqa": ("dipair", {}),
+                     "loss_weights": ("loss_weights", {})}
+
+
+def _recipe_class(kind: str):
+    from pairlib.deformer.experiment import LossWeights, Recipe
+    from pairlib.dipair.experiment import DiPairRecipe
+    from pairlib.fastbert.experiment import FastBertRecipe
+    return {"deformer": Recipe.from_dict, "fastbert": FastBertRecipe.from_dict, "dipair": DiPairRecipe.from_dict,
+            "loss_weights": lambda d: LossWeights(**d)}[kind]
+
+
 def load_profile(name: str) -> dict[str, Any]:
+    """A profile, read and checked: its shape, every key against the notebooks' parameters cells, every value
+    against the type of the parameter's default, every recipe as its class checks it. Each error names the file
+    and the key."""
     path = PARAMS_DIR / f"{name}.yaml"
     if not path.exists():
         raise RunError(f"unknown profile {name!r}; valid profiles: {', '.join(profiles())}")
-    data = yaml.safe_load(path.read_text()) or {}
+    where = f"params/{name}.yaml"
+    try:
+        data = yaml.load(path.read_text(), Loader=_ProfileLoader) or {}
+    except yaml.YAMLError as e:
+        raise RunError(f"{where} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{where} must be a mapping with description, defaults and notebooks; got a "
+                       f"{type(data).__name__}")
     unknown = set(data) - {"description", "defaults", "notebooks"}
     if unknown:
-        raise RunError(f"{path}: unknown top-level keys {sorted(unknown)}; use description, defaults, notebooks")
-    names = {nb.stem for nb in notebooks()}
-    for nb in data.get("notebooks") or {}:
-        if nb not in names:
-            raise RunError(f"{path}: section for unknown notebook {nb!r}; notebooks: {', '.join(sorted(names))}")
+        raise RunError(f"{where}: unknown top-level keys {sorted(unknown)}; use description, defaults, notebooks")
+    for section in ("defaults", "notebooks"):
+        if not isinstance(data.get(section) or {}, dict):
+            raise RunError(f"{where}: {section} must be a mapping of key -> value, got {data[section]!r}")
+    declared = {nb.stem: _declared(nb) for nb in notebooks()}
+    for nb, own in (data.get("notebooks") or {}).items():
+        if nb not in declared:
+            raise RunError(f"{where}: section for unknown notebook {nb!r}; notebooks: {', '.join(sorted(declared))}")
+        if not isinstance(own or {}, dict):
+            raise RunError(f"{where}: notebooks.{nb} must be a mapping of parameter -> value, got {own!r}")
+    everywhere = {k: v for params in declared.values() for k, v in params.items()}
+    for key, value in (data.get("defaults") or {}).items():
+        if key not in everywhere:
+            raise RunError(f"{where}: defaults.{key} is declared by no notebook's parameters cell (a typo?); "
+                           f"declared: {', '.join(sorted(everywhere))}")
+        _check_value(f"{where}: defaults.{key}", key, value, everywhere[key])
+    for nb, own in (data.get("notebooks") or {}).items():
+        for key, value in (own or {}).items():
+            if key in declared[nb]:
+                _check_value(f"{where}: notebooks.{nb}.{key}", key, value, declared[nb][key])
     return data
+
+
+def _declared(nb: Path) -> dict[str, Any]:
+    """A notebook's parameters and their default values (None where the default is not a plain literal)."""
+    import papermill as pm
+    out = {}
+    for key, info in pm.inspect_notebook(str(nb)).items():
+        try:
+            out[key] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            out[key] = None
+    return out
+
+
+def _check_value(where: str, key: str, value: Any, default: Any) -> None:
+    if value is not None and default is not None and not _same_kind(value, default):
+        raise RunError(f"{where} must be {_kind(default)} like the notebook's default {default!r}, got {value!r}")
+    if key in RECIPE_PARAMETERS and isinstance(value, dict):
+        kind, added = RECIPE_PARAMETERS[key]
+        try:
+            _recipe_class(kind)({**added, **value})
+        except (ValueError, TypeError) as e:
+            raise RunError(f"{where}: {e}") from None
+
+
+def _kind(v: Any) -> str:
+    return {bool: "true or false", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(v), type(v).__name__)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    return _kind(value) == _kind(default)
 
 
 def select(only: Sequence[str] = (), start: str | None = None) -> list[Path]:
@@ -128,7 +215,10 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
 
     spec = load_profile(profile)
     nbs = select(only, start)
-    out_dir = Path(output_root or REPO_ROOT / "outputs") / profile
+    # paths the user typed mean where they typed them, not the kernel's working folder (notebooks/)
+    out_dir = (Path(output_root).resolve() if output_root else REPO_ROOT / "outputs") / profile
+    if os.environ.get("PAIRLIB_DATA"):
+        os.environ["PAIRLIB_DATA"] = str(Path(os.environ["PAIRLIB_DATA"]).resolve())
     out_dir.mkdir(parents=True, exist_ok=True)
     plans = [(nb, parameters_for(nb, profile, spec, out_dir)) for nb in nbs]  # validate all before running any
     state = read_state(out_dir)
@@ -147,24 +237,48 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
         failed.unlink(missing_ok=True)
         commit = git_commit()  # the code the notebook starts with (later commits during a long run do not count)
         os.environ["PAIRLIB_COMMIT"] = commit  # the kernel stamps its tables with it (report.code_commit)
+        started = _dt.datetime.now().isoformat(timespec="seconds")
+        # recorded before it runs, so that an interrupted re-run is not taken for the earlier success by --resume
+        _record(out_dir, nb.stem, {"status": "running", "commit": commit, "started": started})
         t0 = time.perf_counter()
+
+        def stopped(status: str, error: str, **extra) -> Path | None:
+            if running.exists():
+                running.replace(failed)
+            _record(out_dir, nb.stem, {"status": status, "error": error, "seconds": round(time.perf_counter() - t0, 1),
+                                       "commit": commit, "started": started, **extra})
+            return failed if failed.exists() else None
+
+        again = f"`pairlib run --profile {profile} --from {nb.stem}` (or --resume)"
         try:
             pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(NOTEBOOK_DIR),
                                 progress_bar=progress_bar, request_save_on_cell_execute=True,
                                 kernel_name="python3")
         except pm.PapermillExecutionError as e:
-            running.replace(failed)
-            _record(out_dir, nb.stem, {"status": "failed", "cell": e.exec_count, "error": f"{e.ename}: {e.evalue}",
-                                       "seconds": round(time.perf_counter() - t0, 1), "commit": commit})
+            kept = stopped("failed", f"{e.ename}: {e.evalue}", cell=e.exec_count)
             raise RunError(f"{nb.stem} failed in cell [{e.exec_count}] (cell index {e.cell_index}): "
-                           f"{e.ename}: {e.evalue}\nThe executed notebook is at {failed}. Fix it, then continue with "
-                           f"`pairlib run --profile {profile} --from {nb.stem}` (or --resume).") from None
+                           f"{e.ename}: {e.evalue}\nThe executed notebook is at {shown(kept)}. Fix it, then continue "
+                           f"with {again}.") from None
+        except KeyboardInterrupt:
+            kept = stopped("interrupted", "interrupted by the user")
+            raise Interrupted(f"{nb.stem} interrupted after {_fmt(time.perf_counter() - t0)}"
+                           + (f"; what it ran is in {shown(kept)}" if kept else "")
+                           + f". Trained models keep their checkpoints: continue with {again}.") from None
+        except Exception as e:  # the kernel died (out of memory?), or papermill/nbclient failed around it
+            dead = type(e).__name__ == "DeadKernelError"
+            kept = stopped("failed", f"{type(e).__name__}: {e}".strip())
+            why = ("its kernel died, most often killed for lack of memory (see `dmesg`, or lower the batch size "
+                   "or sizes in the profile)" if dead else f"{type(e).__name__}: {e}")
+            raise RunError(f"{nb.stem} stopped: {why}"
+                           + (f"; what it ran is in {shown(kept)}" if kept else "") + f". Continue with {again}.") \
+                from None
         running.replace(final)
         seconds = time.perf_counter() - t0
         state = _record(out_dir, nb.stem, {"status": "ok", "seconds": round(seconds, 1), "commit": commit,
+                                           "started": started,
                                            "finished": _dt.datetime.now().isoformat(timespec="seconds")})
-        print(f"[{i}/{len(plans)}] {nb.stem} done in {_fmt(seconds)} -> {final}", flush=True)
-    print(f"all {len(plans)} notebook(s) done in {_fmt(time.perf_counter() - total_t0)}; outputs in {out_dir}")
+        print(f"[{i}/{len(plans)}] {nb.stem} done in {_fmt(seconds)} -> {shown(final)}", flush=True)
+    print(f"all {len(plans)} notebook(s) done in {_fmt(time.perf_counter() - total_t0)}; outputs in {shown(out_dir)}")
     return state
 
 
@@ -191,7 +305,10 @@ def list_cmd() -> None:
         print(f"  {nb.stem:<32} parameters: {', '.join(params)}")
     print("profiles:")
     for p in profiles():
-        desc = (yaml.safe_load((PARAMS_DIR / f"{p}.yaml").read_text()) or {}).get("description", "")
+        try:
+            desc = load_profile(p).get("description", "")
+        except RunError as e:  # one broken profile must not hide the others
+            desc = f"(broken: {e})"
         print(f"  {p:<8} {desc}")
 
 
@@ -216,10 +333,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             list_cmd()
         elif args.cmd == "readme":
             from pairlib.study.report import update_claim_pages
-            changed = update_claim_pages(REPO_ROOT / "outputs" / args.profile)
+            try:
+                changed = update_claim_pages(REPO_ROOT / "outputs" / args.profile)
+            except ValueError as e:
+                raise RunError(str(e)) from None
             print(f"updated: {', '.join(changed)}" if changed else "README.md and docs/ already up to date")
         else:
             run(args.profile, args.only, args.start, args.resume, args.output_root, not args.no_progress)
+    except Interrupted as e:
+        print(f"pairlib: interrupted: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("pairlib: interrupted before any notebook ran", file=sys.stderr)
+        return 130
     except RunError as e:
         print(f"pairlib: error: {e}", file=sys.stderr)
         return 2
