@@ -126,3 +126,45 @@ def test_subsample_is_a_fixed_sample(loaded):
     assert len(data.subsample(ds, None)) == len(ds)
 
 Q2P_PINNED_DIGEST = "5600c6661f7d514867f61961dd9d5bf1"
+
+
+def _copy_root(tmp_path, *files, manifest=True):
+    """A data root holding copies of some real files (and the real MANIFEST.md)."""
+    src = data.data_root()
+    for f in files:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_bytes((src / f).read_bytes())
+    if manifest:
+        (tmp_path / "MANIFEST.md").write_bytes((src / "MANIFEST.md").read_bytes())
+    return tmp_path
+
+
+def test_a_file_cut_short_is_refused_by_its_manifest_size(tmp_path):
+    import gzip
+    root = _copy_root(tmp_path, "ag_news/train_subset20000.csv.gz", "ag_news/test.csv.gz")
+    train = root / "ag_news/train_subset20000.csv.gz"
+    lines = gzip.decompress(train.read_bytes()).split(b"\n")[:5000]
+    train.write_bytes(gzip.compress(b"\n".join(lines)))
+    with pytest.raises(data.DataError, match=r"train_subset20000.csv.gz has [\d,]+ bytes where .*MANIFEST.md lists"):
+        data.load_task("ag_news", root=root)
+
+
+def test_a_damaged_file_of_the_right_size_is_refused_by_its_hash(tmp_path):
+    root = _copy_root(tmp_path, "boolq/dev.jsonl.gz", "boolq/fewglue_train32.jsonl.gz", "boolq/train.jsonl.gz")
+    dev = root / "boolq/dev.jsonl.gz"
+    raw = bytearray(dev.read_bytes())
+    raw[1000] ^= 0xFF
+    dev.write_bytes(bytes(raw))
+    with pytest.raises(data.DataError, match=r"dev.jsonl.gz does not match the sha256"):
+        data.load_task("boolq", root=root)
+
+
+@pytest.mark.parametrize("content", [b"\x1f\x8b\x08\x00garbage", b"not gzip at all", None])
+def test_an_unreadable_file_names_itself_without_a_manifest(tmp_path, content):
+    import gzip
+    root = _copy_root(tmp_path, "boolq/dev.jsonl.gz", "boolq/fewglue_train32.jsonl.gz", "boolq/train.jsonl.gz",
+                      manifest=False)
+    dev = root / "boolq/dev.jsonl.gz"
+    dev.write_bytes(content if content is not None else gzip.compress(b'{"question": "cut in the mid'))
+    with pytest.raises(data.DataError, match=r"boolq/dev.jsonl.gz cannot be read \("):
+        data.load_task("boolq", root=root)

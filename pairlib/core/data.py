@@ -9,16 +9,19 @@ derived deterministically (hash of a stable key, never a random state) and the d
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import io
 import json
 import os
 import random
+import re
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable, Iterator
 
 import datasets
 
@@ -45,8 +48,52 @@ def data_root() -> Path:
 # Reading helpers
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+@contextmanager
+def _open_text(path: Path) -> Iterator[IO[str]]:
+    """A data file opened for reading once it matches its MANIFEST entry; any failure while it is read names it."""
+    verify_file(path)
+    try:
+        with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")) as f:
+            yield f
+    except (OSError, EOFError, ValueError, KeyError, IndexError, csv.Error) as e:  # BadGzipFile, JSONDecodeError, ...
+        raise DataError(f"{path} cannot be read ({type(e).__name__}: {e}); it is damaged or not the file this task "
+                        "expects. Copy it again (../shared/data/MANIFEST.md names its source).") from e
+
+
+@functools.cache
+def _manifest(folder: Path) -> dict[str, tuple[int, str]]:
+    """MANIFEST.md's file tables: stored path -> (bytes, sha256 of the stored file)."""
+    rows = re.findall(r"^\| `([^`]+)` \| ([\d,]+) \| `([0-9a-f]{64})` \|", (folder / "MANIFEST.md").read_text(), re.M)
+    return {rel: (int(size.replace(",", "")), sha) for rel, size, sha in rows}
+
+
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+def verify_file(path: Path) -> None:
+    """Check a data file against the MANIFEST.md of the data root it sits in (its size, then its sha256), once per
+    process and version of the file: a copy cut short loads without an error otherwise (an AG News train file cut at
+    5,000 lines gave 4,735 rows instead of 18,978). Files of a data root without a MANIFEST are not checked."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _VERIFIED:
+        return
+    folder = next((p for p in path.parents[:3] if (p / "MANIFEST.md").is_file()), None)
+    expected = _manifest(folder).get(path.relative_to(folder).as_posix()) if folder else None
+    if expected is not None:
+        size, sha = expected
+        if stat.st_size != size:
+            raise DataError(f"{path} has {stat.st_size:,} bytes where {folder / 'MANIFEST.md'} lists {size:,}: it is "
+                            "cut short or replaced. Copy it again from the source the MANIFEST names.")
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != sha:
+            raise DataError(f"{path} does not match the sha256 that {folder / 'MANIFEST.md'} lists: it is damaged "
+                            "or another version. Copy it again from the source the MANIFEST names.")
+    _VERIFIED.add(key)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
