@@ -214,3 +214,40 @@ def test_cli_ctrl_c_exits_130(monkeypatch, capsys):
     monkeypatch.setattr(run, "run", _interrupting(KeyboardInterrupt()))
     assert run.main(["run", "--profile", "smoke"]) == 130
     assert capsys.readouterr().err.count("\n") == 1
+
+
+WRITES_THEN_FAILS = """import pandas as pd
+from pairlib.study import report
+out = report.output_dir(profile, output_dir)
+report.save_table(pd.DataFrame({'x': [n]}), 't', out, profile)
+report._merge_claim_rows([{'claim_id': 'c', 'paper': 'P', 'description': 'd', 'paper_value': '1', 'ours': str(n),
+                           'unit': 'u', 'verdict': 'partly', 'evidence': '00_a'}], out)
+assert report.read_claims(out).set_index('claim_id').ours['c'] == str(n)  # the notebook sees what it staged
+assert n != 3, 'boom'
+"""
+
+
+def test_a_failed_run_leaves_the_results_it_would_replace_untouched(sandbox):
+    _nb(sandbox / "notebooks" / "00_a.ipynb", "profile = 'smoke'\noutput_dir = None\nn = 1", WRITES_THEN_FAILS)
+    out = sandbox / "out"
+    (sandbox / "params" / "smoke.yaml").write_text(yaml.safe_dump({"notebooks": {"00_a": {"n": 2}}}))
+    run.run("smoke", only=["00_a"], output_root=out, progress_bar=False)
+    done = out / "smoke"
+    assert (done / "tables" / "t.csv").read_text() == "x\n2\n" and ",2,u,partly," in (done / "claims.csv").read_text()
+    (sandbox / "params" / "smoke.yaml").write_text(yaml.safe_dump({"notebooks": {"00_a": {"n": 3}}}))
+    with pytest.raises(run.RunError, match="boom"):
+        run.run("smoke", only=["00_a"], output_root=out, progress_bar=False)
+    assert (done / "tables" / "t.csv").read_text() == "x\n2\n" and ",2,u,partly," in (done / "claims.csv").read_text()
+    assert not (done / ".staging" / "00_a").exists()
+    runs = run.runs_table(done).set_index("notebook")
+    assert runs.status["00_a"] == "ok (a later run failed)" and runs.minutes.notna()["00_a"]
+    assert run.read_state(done)["notebooks"]["00_a"]["status"] == "failed"  # so --resume runs it again
+
+
+def test_a_notebook_run_by_hand_never_writes_a_profiles_folder(tmp_path, monkeypatch, capsys):
+    from pairlib.study import report
+    monkeypatch.delenv("PAIRLIB_OUTPUTS", raising=False)
+    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
+    assert report.output_dir("cpu") == tmp_path / "outputs" / "interactive" / "cpu"
+    assert "not run by `pairlib run`" in capsys.readouterr().out
+    assert report.output_dir("cpu", tmp_path / "outputs" / "cpu") == tmp_path / "outputs" / "cpu"  # the runner's

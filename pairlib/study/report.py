@@ -11,6 +11,7 @@ import csv
 import datetime as _dt
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -77,23 +78,58 @@ def stamp_line(s: dict[str, Any]) -> str:
 
 
 def output_dir(profile: str, root: str | Path | None = None) -> Path:
-    """Where a notebook writes: `root` if given (the runner passes it), else `$PAIRLIB_OUTPUTS/<profile>` (the tests
-    point it at a temporary folder so that running them never touches the committed outputs), else
-    `outputs/<profile>` in the repository."""
+    """Where a notebook writes: `root` if given (the runner passes it, with the profile's parameters), else
+    `$PAIRLIB_OUTPUTS/<profile>` (the tests point it at a temporary folder), else `outputs/interactive/<profile>`:
+    a notebook run by hand (in JupyterLab, its parameters perhaps edited) never writes into `outputs/<profile>/`,
+    which holds only what `pairlib run` made from `params/<profile>.yaml`."""
     if root is not None:
-        d = Path(root)
+        d = typed_path(root)
     elif os.environ.get("PAIRLIB_OUTPUTS"):
         d = typed_path(os.environ["PAIRLIB_OUTPUTS"]) / profile
     else:
-        d = REPO_ROOT / "outputs" / profile
+        d = REPO_ROOT / "outputs" / "interactive" / profile
+        print(f"not run by `pairlib run`: outputs go to {shown(d)}/ (outputs/{profile}/ holds only runs of "
+              f"params/{profile}.yaml by `pairlib run --profile {profile}`)")
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+# While `pairlib run` executes a notebook, the notebook's tables, figures and claims go to a staging folder
+# (<out_dir>/.staging/<notebook>/, named by this variable) and reach <out_dir> only once the notebook succeeds, so a
+# failed run leaves the results it would have replaced untouched.
+STAGING_ENV = "PAIRLIB_STAGING"
+
+
+def _staging(out_dir: str | Path) -> Path | None:
+    staging = os.environ.get(STAGING_ENV)
+    if staging and Path(staging).parent.parent.resolve() == Path(out_dir).resolve():
+        return Path(staging)
+    return None
+
+
+def _written_in(out_dir: str | Path) -> Path:
+    return _staging(out_dir) or Path(out_dir)
+
+
+def commit_staged(staging: Path, out_dir: str | Path) -> list[str]:
+    """Move a succeeded notebook's staged tables and figures into `out_dir` and merge its claims; what moved."""
+    moved = []
+    for kind in ("tables", "figures"):
+        for f in sorted((staging / kind).glob("*")):
+            (Path(out_dir) / kind).mkdir(parents=True, exist_ok=True)
+            os.replace(f, Path(out_dir) / kind / f.name)
+            moved.append(f"{kind}/{f.name}")
+    if (staging / "claims.csv").exists():
+        _merge_claim_rows(_claim_rows(staging / "claims.csv"), out_dir, staged=False)
+        moved.append("claims.csv")
+    shutil.rmtree(staging, ignore_errors=True)
+    return moved
 
 
 def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, profile: str, notes: Iterable[str] = (),
                floatfmt: str = ".4g") -> Path:
     """Write a table as CSV + Markdown + stamp; `notes` (e.g. a task's deviations) go under the Markdown table."""
-    out = Path(out_dir) / "tables"
+    out = _written_in(out_dir) / "tables"
     out.mkdir(parents=True, exist_ok=True)
     s = stamp(profile)
     s["notes"] = list(notes)
@@ -106,7 +142,7 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, profile: str, n
 
 
 def save_figure(fig, name: str, out_dir: str | Path, profile: str) -> Path:
-    out = Path(out_dir) / "figures"
+    out = _written_in(out_dir) / "figures"
     out.mkdir(parents=True, exist_ok=True)
     fig.text(0.01, 0.005, stamp_line(stamp(profile)), fontsize=6, color="0.4", ha="left", va="bottom")
     path = out / f"{name}.png"
@@ -150,13 +186,21 @@ def add_placeholder_claims(out_dir: str | Path, profile: str) -> list[str]:
     return [r["claim_id"] for r in rows]
 
 
-def _merge_claim_rows(new_rows: list[dict[str, str]], out_dir: str | Path) -> Path:
-    path = Path(out_dir) / "claims.csv"
-    rows: dict[str, dict[str, str]] = {}
-    if path.exists():
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = {r["claim_id"]: r for r in csv.DictReader(f)}
-    for r in new_rows:
+def _claim_rows(path: Path) -> dict[str, dict[str, str]]:
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["claim_id"]: r for r in csv.DictReader(f)}
+
+
+def _merge_claim_rows(new_rows: list[dict[str, str]] | dict[str, dict[str, str]], out_dir: str | Path,
+                      staged: bool = True) -> Path:
+    """Add or replace rows by claim_id in `<out_dir>/claims.csv`, or, while the runner stages this notebook's
+    results, in the staging folder's (which then holds only this notebook's rows)."""
+    path = (_written_in(out_dir) if staged else Path(out_dir)) / "claims.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = _claim_rows(path)
+    for r in (new_rows.values() if isinstance(new_rows, dict) else new_rows):
         rows[r["claim_id"]] = r
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -169,10 +213,14 @@ def _merge_claim_rows(new_rows: list[dict[str, str]], out_dir: str | Path) -> Pa
 
 
 def read_claims(out_dir: str | Path) -> pd.DataFrame:
-    path = Path(out_dir) / "claims.csv"
-    if not path.exists():
+    """`<out_dir>/claims.csv` with the rows a running notebook has staged over it."""
+    rows = _claim_rows(Path(out_dir) / "claims.csv")
+    staging = _staging(out_dir)
+    if staging is not None:
+        rows.update(_claim_rows(staging / "claims.csv"))
+    if not rows:
         return pd.DataFrame(columns=list(CLAIM_COLUMNS))
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    return pd.DataFrame([rows[c] for c in sorted(rows)], columns=list(CLAIM_COLUMNS)).astype(str)
 
 
 def verdict(ours: float, paper: float, tolerance: float, partly_tolerance: float,

@@ -18,6 +18,7 @@ import fnmatch
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -194,6 +195,10 @@ def _record(out_dir: Path, notebook: str, entry: dict[str, Any]) -> dict[str, An
     """Set one notebook's entry, re-reading the file first so that runs in other processes (say, a quick report
     while a long notebook trains) keep theirs."""
     state = read_state(out_dir)
+    previous = state["notebooks"].get(notebook, {})
+    last_ok = previous if previous.get("status") == "ok" else previous.get("last_ok")
+    if entry["status"] != "ok" and last_ok:  # the executed notebook on disk is still that run's: keep its record
+        entry = {**entry, "last_ok": {k: v for k, v in last_ok.items() if k != "last_ok"}}
     state["notebooks"][notebook] = entry
     tmp = _state_path(out_dir).with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
@@ -211,7 +216,7 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
         output_root: str | Path | None = None, progress_bar: bool = True) -> dict[str, Any]:
     import papermill as pm
 
-    from pairlib.study.report import git_commit
+    from pairlib.study.report import STAGING_ENV, commit_staged, git_commit
 
     spec = load_profile(profile)
     nbs = select(only, start)
@@ -240,9 +245,14 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
         started = _dt.datetime.now().isoformat(timespec="seconds")
         # recorded before it runs, so that an interrupted re-run is not taken for the earlier success by --resume
         _record(out_dir, nb.stem, {"status": "running", "commit": commit, "started": started})
+        staging = out_dir / ".staging" / nb.stem  # its tables, figures and claims until it succeeds
+        shutil.rmtree(staging, ignore_errors=True)
+        os.environ[STAGING_ENV] = str(staging)
         t0 = time.perf_counter()
 
         def stopped(status: str, error: str, **extra) -> Path | None:
+            os.environ.pop(STAGING_ENV, None)
+            shutil.rmtree(staging, ignore_errors=True)  # what it wrote before failing replaces nothing
             if running.exists():
                 running.replace(failed)
             _record(out_dir, nb.stem, {"status": status, "error": error, "seconds": round(time.perf_counter() - t0, 1),
@@ -272,6 +282,8 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
             raise RunError(f"{nb.stem} stopped: {why}"
                            + (f"; what it ran is in {shown(kept)}" if kept else "") + f". Continue with {again}.") \
                 from None
+        os.environ.pop(STAGING_ENV, None)
+        commit_staged(staging, out_dir)
         running.replace(final)
         seconds = time.perf_counter() - t0
         state = _record(out_dir, nb.stem, {"status": "ok", "seconds": round(seconds, 1), "commit": commit,
@@ -291,6 +303,8 @@ def runs_table(out_dir: str | Path) -> "pd.DataFrame":
     for nb in notebooks():
         s = state.get(nb.stem, {})
         executed = (Path(out_dir) / f"{nb.stem}.ipynb").exists()
+        if s.get("status") != "ok" and s.get("last_ok") and executed:  # its results are the earlier run's
+            s = {**s["last_ok"], "status": f"ok (a later run {s['status']})"}
         rows.append({"notebook": nb.stem, "status": s.get("status", "ok (no record)" if executed else "not run"),
                      "minutes": round(s["seconds"] / 60, 1) if "seconds" in s else None,
                      "commit": s.get("commit", ""), "finished": s.get("finished", "")})
