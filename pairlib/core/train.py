@@ -86,12 +86,20 @@ class TrainResult:
     resumed_from_step: int = 0
 
 
+@dataclass(frozen=True, kw_only=True)
 class RecipeBase:
     """Settings dataclasses that notebooks pass as one dict parameter, checked when made: a misspelt key, a value of
     the wrong type (`lr: 5e-5` that YAML read as a string), a count below 1 or an unknown task is an error that
-    names the setting, before any data loads or any model trains.
+    names the setting, before any data loads or any model trains. The fields here are every method's.
 
     `RUN_ONLY` settings change how a run is carried out, not the model it makes, so they do not name its folder."""
+
+    batch_size: int = 16
+    warmup_ratio: float = 0.1
+    seed: int = 42
+    max_steps: int | None = None
+    # a resumable checkpoint every this many optimizer steps (besides each epoch's end); names no model folder
+    save_every_steps: int | None = None
 
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("save_every_steps",)
     UNBOUNDED: ClassVar[tuple[str, ...]] = ("seed",)  # integers that may be 0 or negative

@@ -235,12 +235,6 @@ class Recipe(RecipeBase):
     epochs: int = 1  # the original model's fine-tuning
     deformer_epochs: int = 1
     lr: float = 5e-5
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    seed: int = 42
-    max_steps: int | None = None
-    # a resumable checkpoint every this many optimizer steps (besides each epoch's end); names no model folder
-    save_every_steps: int | None = None
 
 
 def paper_split_layer(num_layers: int) -> int:

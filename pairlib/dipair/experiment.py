@@ -63,12 +63,6 @@ class DiPairRecipe(RecipeBase):
     student_lr: float = 5e-5
     stage1_epochs: int = 1  # stage 1: encoders frozen, only the new layers train (DiPair: on states computed once)
     stage1_lr: float = 3e-4  # 1e-3 left the transformer head underfitting (docs/dipair.md)
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    seed: int = 42
-    max_steps: int | None = None
-    # a resumable checkpoint every this many optimizer steps (besides each epoch's end); names no model folder
-    save_every_steps: int | None = None
 
     def settings_for(self, model: str) -> dict:
         """The fields a `model` ('teacher', 'pool', 'end-to-end' or 'two-stage' student) depends on, which name its

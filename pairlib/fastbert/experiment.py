@@ -38,12 +38,6 @@ class FastBertRecipe(RecipeBase):
     classifier_lr: float | None = None
     distill_epochs: int = 1
     distill_lr: float = 2e-4
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    seed: int = 42
-    max_steps: int | None = None
-    # a resumable checkpoint every this many optimizer steps (besides each epoch's end); names no model folder
-    save_every_steps: int | None = None
 
 
 
