@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= smoke
 
-.PHONY: all run test unit nbval lab clean-artifacts clean-venv
+.PHONY: all run test unit nbval lab strip clean-artifacts clean-venv
 
 all: run
 
@@ -31,8 +31,13 @@ nbval: $(BIN)/.installed
 	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && trap 'exit 130' INT TERM && \
 	HF_HUB_OFFLINE=1 PAIRLIB_OUTPUTS=$$out $(BIN)/pytest --nbval-lax -p no:cacheprovider notebooks
 
+# From the repository root, so that notebooks/ and the executed outputs/ are both in Lab's file browser.
 lab: $(BIN)/.installed
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab --ServerApp.root_dir=.
+
+# Outputs saved into notebooks/ while working in Lab, cleared before committing (tests/test_notebook_files.py checks).
+strip: $(BIN)/.installed
+	$(BIN)/jupyter nbconvert --clear-output --inplace --log-level=WARN notebooks/*.ipynb
 
 # Trained models and caches of a profile (the smoke profile's add up to several GB); results stay.
 clean-artifacts:

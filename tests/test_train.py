@@ -195,3 +195,9 @@ def test_an_unreadable_checkpoint_names_its_folder(tmp_path):
     (tmp_path / "last" / "optimizer.bin").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=str(tmp_path / "last")):
         train(Tiny(), dataset(), collate, mse, _config(tmp_path))
+
+
+def test_the_progress_bar_counts_the_last_step(tmp_path, capsys):
+    train(Tiny(), dataset(), collate, mse, _config(tmp_path, progress=True, epochs=1, max_steps=5))
+    last_render = capsys.readouterr().err.rsplit("\r", 1)[-1]  # what the bar shows when training stops
+    assert "| 5/8 [" in last_render  # max_steps=5 of 8 batches: five steps ran, five are counted

@@ -298,10 +298,11 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
         dl = loader(epoch)
         skip = state["batch_in_epoch"]
         batches = acc.skip_first_batches(dl, skip) if skip else dl
-        bar = tqdm(batches, total=len(dl), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
+        # counted by hand after each step: iterating the bar would leave it one short when the loop breaks early
+        bar = tqdm(total=len(dl), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
                    disable=not (config.progress and acc.is_local_main_process), mininterval=30, leave=True)
         running = []
-        for batch in bar:
+        for batch in batches:
             with acc.accumulate(model):
                 out_ = loss_fn(model, batch, teacher)
                 loss, logs = out_ if isinstance(out_, tuple) else (out_, {})
@@ -311,6 +312,7 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
                 optimizer.step()
                 optimizer.zero_grad()
             state["batch_in_epoch"] += 1
+            bar.update()
             running.append(loss.item())
             if acc.sync_gradients:
                 scheduler.step()

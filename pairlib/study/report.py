@@ -78,12 +78,13 @@ def stamp_line(s: dict[str, Any]) -> str:
 
 
 def output_dir(profile: str, root: str | Path | None = None) -> Path:
-    """Where a notebook writes: `root` if given (the runner passes it, with the profile's parameters), else
-    `$PAIRLIB_OUTPUTS/<profile>` (the tests point it at a temporary folder), else `outputs/interactive/<profile>`:
-    a notebook run by hand (in JupyterLab, its parameters perhaps edited) never writes into `outputs/<profile>/`,
-    which holds only what `pairlib run` made from `params/<profile>.yaml`."""
+    """Where a notebook writes: `root` if given (the runner passes it, with the profile's parameters; relative to the
+    repository, so that an executed notebook names no machine's folder and, run again, writes into the clone it is
+    in), else `$PAIRLIB_OUTPUTS/<profile>` (the tests point it at a temporary folder), else
+    `outputs/interactive/<profile>`: a notebook run by hand (in JupyterLab, its parameters perhaps edited) never
+    writes into `outputs/<profile>/`, which holds only what `pairlib run` made from `params/<profile>.yaml`."""
     if root is not None:
-        d = typed_path(root)
+        d = REPO_ROOT / root  # an absolute root stays as it is
     elif os.environ.get("PAIRLIB_OUTPUTS"):
         d = typed_path(os.environ["PAIRLIB_OUTPUTS"]) / profile
     else:

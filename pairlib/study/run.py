@@ -178,7 +178,8 @@ def parameters_for(nb: Path, profile: str, spec: dict[str, Any], out_dir: Path) 
     missing = [k for k in ALWAYS_INJECTED if k not in declared]
     if missing:
         raise RunError(f"{nb.name}'s parameters cell must declare {missing}")
-    params.update(profile=profile, output_dir=str(out_dir))
+    inside = out_dir.is_relative_to(REPO_ROOT)  # repository-relative: executed notebooks travel between clones
+    params.update(profile=profile, output_dir=str(out_dir.relative_to(REPO_ROOT) if inside else out_dir))
     return params
 
 
