@@ -55,3 +55,20 @@ def test_verdict_tolerances():
     assert report.verdict(90.0, 88.0, tolerance=0.0, partly_tolerance=0.0) == "reproduced"
     assert report.verdict(2.0, 1.0, 0.5, 2.0, higher_is_better=False) == "partly"
     assert report.verdict(float("nan"), 1.0, 0.5, 2.0) == "not run"
+
+
+def test_a_figures_stamp_lies_below_every_axis_label(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    for ax in axes:
+        ax.plot([1, 2], [3, 4])
+        ax.set_xlabel("a label with some length")
+    fig.tight_layout()
+    assert report.save_figure(fig, "f", tmp_path, "smoke") is None  # a cell ending with it shows no path
+    assert (tmp_path / "figures" / "f.png").exists()
+    renderer = fig.canvas.get_renderer()
+    stamp = fig.texts[-1].get_window_extent(renderer)
+    assert all(stamp.y1 < ax.get_tightbbox(renderer).y0 for ax in axes)
+    plt.close(fig)

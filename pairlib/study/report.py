@@ -142,13 +142,14 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, profile: str, n
     return out / f"{name}.csv"
 
 
-def save_figure(fig, name: str, out_dir: str | Path, profile: str) -> Path:
+def save_figure(fig, name: str, out_dir: str | Path, profile: str) -> None:
+    """`<name>.png` with the stamp in a line beneath the figure (below the figure's own area, which the tight
+    bounding box then grows to include, so it never lies over an axis label). Returns nothing, so that a cell
+    ending with it shows the figure and no path."""
     out = _written_in(out_dir) / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    fig.text(0.01, 0.005, stamp_line(stamp(profile)), fontsize=6, color="0.4", ha="left", va="bottom")
-    path = out / f"{name}.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
+    fig.text(0.01, -0.01, stamp_line(stamp(profile)), fontsize=6, color="0.4", ha="left", va="top")
+    fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
 
 
 @dataclass
@@ -169,6 +170,13 @@ class Claim:
             raise ValueError(f"claim {self.claim_id}: verdict must be one of {VERDICTS}, got {self.verdict!r}")
         if not self.evidence:
             raise ValueError(f"claim {self.claim_id}: evidence must name the notebook that produced it")
+
+
+def show_claims(claims: Iterable[Claim]) -> None:
+    """Display claims in a notebook whole: pandas cuts cells at 50 characters, which hides the headline numbers."""
+    from IPython.display import display
+    with pd.option_context("display.max_colwidth", None):
+        display(pd.DataFrame([asdict(c) for c in claims]))
 
 
 def write_claims(claims: Iterable[Claim], out_dir: str | Path) -> Path:
