@@ -2,7 +2,8 @@
 import pytest
 
 from pairlib.core.backbone import load_tokenizer
-from pairlib.deformer.bench import CACHED, ORIGINAL, UNCACHED, benchmark, max_cached_difference, speedup_verdict
+from pairlib.deformer.bench import (CACHED, FROM_DISK_COLD, FROM_DISK_WARM, ORIGINAL, UNCACHED, benchmark,
+                                    max_cached_difference, speedup_verdict)
 from pairlib.deformer.experiment import (
     PAPER_SQUAD_WEIGHTS,
     TASK_LOSS_ONLY,
@@ -73,7 +74,8 @@ def test_benchmark_reports_every_way_and_cached_equals_uncached(squad_batch, tea
     assert len(cache.tensors) == len(set(seg.passage_ids))  # shared windows encoded once
     assert max_cached_difference(student, seg, cache) == 0.0
     latency, cost = benchmark(teacher, student, seg, cache, batch_sizes=(1, 2), warmup=1, repeats=2)
-    assert set(latency.model) == {ORIGINAL, UNCACHED, CACHED} and set(latency.batch) == {1, 2}
+    assert set(latency.model) == {ORIGINAL, UNCACHED, CACHED, FROM_DISK_WARM, FROM_DISK_COLD}
+    assert set(latency.batch) == {1, 2}
     c = cost.set_index("model")
     assert c.flops_ratio[ORIGINAL] == 1.0 and c.flops_ratio[CACHED] > c.flops_ratio[UNCACHED] > 1.0
     assert c.memory_reduction[CACHED] > 0

@@ -13,6 +13,7 @@ works and the k=0 equivalence is exact.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -253,6 +254,15 @@ def lower_layers_fingerprint(model: DeFormerPreTrainedModel) -> str:
     return h.hexdigest()[:16]
 
 
+def _padded(states: list[torch.Tensor], length: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    out = torch.zeros(len(states), length, states[0].shape[-1], dtype=dtype)
+    mask = torch.zeros(len(states), length, dtype=torch.long)
+    for i, t in enumerate(states):
+        out[i, : len(t)] = t.to(dtype)
+        mask[i, : len(t)] = 1
+    return out, mask
+
+
 class PassageCache:
     """Passages encoded once up to layer k and stored on disk (safetensors, one tensor per passage, real tokens only).
 
@@ -316,18 +326,27 @@ class PassageCache:
 
     def batch(self, passage_ids: list[str], passage_length: int,
               dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cached states padded to `passage_length` and their attention mask, ready for `passage_states=`."""
+        """Cached states held in memory, padded to `passage_length`, and their attention mask, ready for
+        `passage_states=`."""
         missing = [p for p in passage_ids if p not in self.tensors]
         if missing:
             raise KeyError(f"{len(missing)} passage(s) not in the cache {self.path}, e.g. {missing[:3]}")
-        hidden = next(iter(self.tensors.values())).shape[-1]
-        states = torch.zeros(len(passage_ids), passage_length, hidden, dtype=dtype)
-        mask = torch.zeros(len(passage_ids), passage_length, dtype=torch.long)
-        for i, pid in enumerate(passage_ids):
-            t = self.tensors[pid]
-            states[i, : len(t)] = t.to(dtype)
-            mask[i, : len(t)] = 1
-        return states, mask
+        return _padded([self.tensors[p] for p in passage_ids], passage_length, dtype)
+
+    def batch_from_disk(self, passage_ids: list[str], passage_length: int, dtype: torch.dtype = torch.float32,
+                        cold: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same batch read from the cache file, as a server whose cache does not fit in memory reads it.
+        `cold=True` first asks the kernel to drop the file's pages from its page cache (posix_fadvise), so the read
+        comes from the disk rather than from memory the kernel kept."""
+        from safetensors import safe_open
+        if cold:
+            with open(self.path, "rb") as f:
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        with safe_open(self.path, framework="pt") as f:
+            missing = [p for p in passage_ids if p not in self.tensors]
+            if missing:
+                raise KeyError(f"{len(missing)} passage(s) not in the cache {self.path}, e.g. {missing[:3]}")
+            return _padded([f.get_tensor(p) for p in passage_ids], passage_length, dtype)
 
     @property
     def bytes_total(self) -> int:

@@ -2,11 +2,12 @@
 and the Pareto frontier (notebook 91). None of the three papers compares itself with the other two.
 
 Serving cost is counted as each method is deployed for query-passage scoring: passages are known in advance, so
-whatever a method computes from the passage alone is precomputed (DeFormer's lower layers, read from its on-disk
-cache inside the timed call; DiPair's and the dual encoders' passage encoder), and everything that depends on the
-query is paid for every pair (DiPair's and the dual encoders' query encoder included, which the DiPair paper's
-head-only speed leaves out). Cross-encoders and FastBERT read each pair whole. One candidate passage per query is
-the worst case for the two-encoder methods: scoring many candidates per query would share the query's encoding.
+whatever a method computes from the passage alone is precomputed (DeFormer's lower layers, taken from its passage
+cache held in memory inside the timed call; DiPair's and the dual encoders' passage encoder), and everything that
+depends on the query is paid for every pair (DiPair's and the dual encoders' query encoder included, which the
+DiPair paper's head-only speed leaves out). Cross-encoders and FastBERT read each pair whole. One candidate passage
+per query is the worst case for the two-encoder methods: scoring many candidates per query would share the query's
+encoding.
 """
 from __future__ import annotations
 
