@@ -89,3 +89,20 @@ def test_speedup_verdict():
     assert speedup_verdict(1.9, 3.2, 2.2) == "partly"
     assert speedup_verdict(1.2, 3.2, 2.2) == "not reproduced"
 
+
+
+def test_squad_answers_are_kept_in_the_official_prediction_format(tmp_path):
+    import json
+
+    from pairlib.core import metrics
+    from pairlib.deformer.experiment import Experiment
+    exp = Experiment(Recipe(task="squad", question_length=16, passage_length=48, doc_stride=24, train_examples=4,
+                            eval_examples=6), "minilm-l6", tmp_path, progress=False)
+    model = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=0).eval()
+    model.save_pretrained(tmp_path / "some-model-1234" / "best")
+    model = DeFormerForQuestionAnswering.from_pretrained(tmp_path / "some-model-1234" / "best", split_layer=2).eval()
+    scores = exp.evaluate(model)
+    saved = json.loads((tmp_path / "predictions" / "some-model-1234-k2.json").read_text())
+    assert list(saved) == list(exp.eval_set["id"])  # {question id: answer text}, as evaluate-v1.1.py reads
+    again = metrics.squad_em_f1([saved[i] for i in exp.eval_set["id"]], [a["text"] for a in exp.eval_set["answers"]])
+    assert again == scores

@@ -7,6 +7,7 @@ in parameters.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pairlib.core import data, metrics
-from pairlib.core.artifacts import artifact_dir
+from pairlib.core.artifacts import artifact_dir, written_atomically
 from pairlib.core.backbone import quiet_transformers
 from pairlib.core.losses import kd_loss, lrs_loss, weighted_sum
 from pairlib.core.train import (
@@ -178,17 +179,30 @@ class DeFormerTask:
         with quiet_transformers():
             return self.head.from_pretrained(path, **kw)
 
-    def score(self, logits: torch.Tensor, ds, segments: Segments) -> dict[str, float]:
+    def score(self, logits: torch.Tensor, ds, segments: Segments,
+              predictions_file: str | Path | None = None) -> dict[str, float]:
+        """The task's metric; for SQuAD, the answers are also written to `predictions_file` in the official
+        `{question id: answer text}` format, which the official evaluate-v1.1.py script scores."""
         if self.kind == "span":
             answers = best_spans(logits[:, 0], logits[:, 1], segments, list(ds["context"]),
                                  self.max_answer_length)
+            if predictions_file is not None:
+                write_predictions(dict(zip(ds["id"], answers)), predictions_file)
             return metrics.squad_em_f1(answers, [a["text"] for a in ds["answers"]])
         return {"accuracy": metrics.accuracy(logits.argmax(-1).tolist(), [int(x) for x in ds["label"]])}
 
     def evaluate(self, model: DeFormerPreTrainedModel, ds, segments: Segments | None = None,
-                 batch_size: int = 64, progress: bool = True) -> dict[str, float]:
+                 batch_size: int = 64, progress: bool = True,
+                 predictions_file: str | Path | None = None) -> dict[str, float]:
         segments = segments if segments is not None else self.segments(ds)
-        return self.score(predict(model, segments, batch_size, self.kind, progress), ds, segments)
+        return self.score(predict(model, segments, batch_size, self.kind, progress), ds, segments, predictions_file)
+
+
+def write_predictions(answers: dict[str, str], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with written_atomically(path) as tmp:
+        tmp.write_text(json.dumps(answers, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
 
 
 def fine_tune(task: DeFormerTask, model: DeFormerPreTrainedModel, train_segments: Segments, output_dir: str | Path,
@@ -321,4 +335,11 @@ class Experiment:
                                         segments.tensors["passage_attention_mask"], str(path))
 
     def evaluate(self, model: DeFormerPreTrainedModel) -> dict[str, float]:
-        return self.task.evaluate(model, self.eval_set, self.eval_segments, progress=self.progress)
+        """The model's metrics on the evaluation sample; for SQuAD its answers are kept beside them, under
+        `<out_dir>/predictions/`, named by the model's folder and split layer, for scoring or comparing elsewhere."""
+        return self.task.evaluate(model, self.eval_set, self.eval_segments, progress=self.progress,
+                                  predictions_file=self.predictions_file(model) if self.task.kind == "span" else None)
+
+    def predictions_file(self, model: DeFormerPreTrainedModel) -> Path:
+        folder = Path(model.config._name_or_path or "unsaved").parent.name or "unsaved"
+        return self.out_dir / "predictions" / f"{folder}-k{model.config.split_layer}.json"
