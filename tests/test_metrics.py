@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from pairlib.core import metrics
@@ -42,3 +44,35 @@ def test_accuracy_auc_and_errors():
         metrics.accuracy([1, 0], [1])
     with pytest.raises(ValueError):
         metrics.mrr_at_k([0.1], [0], ["q"])
+
+
+# Hand-checked cases: the package's evaluate modules give what the plain functions give, and both give these.
+def test_the_squad_module_equals_the_official_rules():
+    got = metrics.compute("squad_v1", predictions=["The Eiffel Tower", "in 1600", "x"],
+                          references=[["Eiffel Tower"], ["1601", "around 1600"], ["y"]])
+    f1_second = 2 * (1 / 2 * 1 / 2) / (1 / 2 + 1 / 2)  # "in 1600" vs "around 1600": one shared token of two each
+    assert got == pytest.approx({"exact_match": 100 / 3, "f1": 100 * (1 + f1_second + 0) / 3})
+    assert got == metrics.squad_em_f1(["The Eiffel Tower", "in 1600", "x"], [["Eiffel Tower"], ["1601", "around 1600"],
+                                                                            ["y"]])
+
+
+def test_the_accuracy_and_auc_modules_equal_the_functions():
+    assert metrics.compute("accuracy", predictions=[1, 0, 2, 2], references=[1, 1, 2, 0]) == {"accuracy": 0.5}
+    scores, labels = [0.9, 0.2, 0.6, 0.4], [1, 0, 0, 1]  # positives outrank 3 of the 4 positive-negative pairs
+    assert metrics.compute("auc_roc", predictions=scores, references=labels) == {"auc_roc": 0.75}
+    assert metrics.auc_roc(scores, labels) == 0.75
+
+
+def test_the_ranking_module_gives_mrr_and_ndcg():
+    scores = [0.9, 0.8, 0.1, 0.5, 0.7, 0.3, 0.2]
+    labels = [0, 1, 0, 1, 0, 0, 0]  # q1: relevant at rank 2; q2: relevant at rank 2 of 2; q3: none (left out)
+    groups = ["q1", "q1", "q1", "q2", "q2", "q3", "q3"]
+    got = metrics.compute("ranking", predictions=scores, references=labels, groups=groups, k=10)
+    assert got == pytest.approx({"mrr@10": 0.5, "ndcg@10": 1 / math.log2(3)})
+    assert got["ndcg@10"] == pytest.approx(metrics.ndcg_at_k(scores, labels, groups, 10))
+    assert metrics.ndcg_at_k([0.9, 0.1], [1, 0], ["q", "q"]) == 1.0
+
+
+def test_an_unknown_module_names_the_shipped_ones():
+    with pytest.raises(ValueError, match="ships accuracy, auc_roc, ranking, squad_v1"):
+        metrics.module_path("bleu")

@@ -1,13 +1,18 @@
-"""Metrics computed offline (the Hub's `evaluate` scripts are not reachable here).
+"""The study's metrics: plain functions, and the same as Hugging Face `evaluate` modules that ship inside the package
+(`evaluate_modules/`), because the Hub's metric scripts cannot be fetched offline. `compute(name, ...)` is what the
+experiments call, so every number in the notebooks goes through `evaluate`; `evaluate.load(module_path(name))` gives
+a user the same module for their own predictions. tests/test_metrics.py keeps the two equal.
 
 SQuAD EM/F1 follow the official v1.1 evaluation script: answers are normalised (lower case, punctuation and the
 articles a/an/the removed, whitespace collapsed) and each prediction takes its best score over the gold answers.
 """
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -45,6 +50,49 @@ def mrr_at_k(scores: Sequence[float], labels: Sequence[int], groups: Sequence[st
     if not rr:
         raise ValueError("mrr_at_k: no group has a relevant item")
     return float(np.mean(rr))
+
+
+def ndcg_at_k(scores: Sequence[float], labels: Sequence[int], groups: Sequence[str], k: int = 10) -> float:
+    """Mean over groups of DCG@k / ideal DCG@k with binary relevance (gain 1 at rank r counts 1 / log2(r + 1));
+    groups without a relevant item are left out, as for MRR."""
+    by_group: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for s, y, g in zip(scores, labels, groups):
+        by_group[g].append((float(s), int(y)))
+    values = []
+    for items in by_group.values():
+        relevant = sum(y for _, y in items)
+        if not relevant:
+            continue
+        ranked = sorted(items, key=lambda t: -t[0])[:k]
+        dcg = sum(y / np.log2(i + 2) for i, (_, y) in enumerate(ranked))
+        ideal = sum(1 / np.log2(i + 2) for i in range(min(relevant, k)))
+        values.append(dcg / ideal)
+    if not values:
+        raise ValueError("ndcg_at_k: no group has a relevant item")
+    return float(np.mean(values))
+
+
+MODULES = Path(__file__).parent / "evaluate_modules"
+
+
+def module_path(name: str) -> str:
+    """The folder of one of the package's `evaluate` modules: squad_v1, accuracy, auc_roc, ranking."""
+    path = MODULES / name
+    if not (path / f"{name}.py").is_file():
+        known = sorted(p.name for p in MODULES.iterdir() if (p / f"{p.name}.py").is_file())
+        raise ValueError(f"no evaluate module {name!r}; the package ships {', '.join(known)}")
+    return str(path)
+
+
+@functools.cache
+def _loaded(name: str):
+    import evaluate
+    return evaluate.load(module_path(name))
+
+
+def compute(name: str, **inputs) -> dict[str, float]:
+    """A metric computed by the package's `evaluate` module `name` (loaded once per process)."""
+    return {k: float(v) for k, v in _loaded(name).compute(**inputs).items()}
 
 
 def normalize_answer(s: str) -> str:

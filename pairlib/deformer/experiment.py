@@ -188,8 +188,9 @@ class DeFormerTask:
                                  self.max_answer_length)
             if predictions_file is not None:
                 write_predictions(dict(zip(ds["id"], answers)), predictions_file)
-            return metrics.squad_em_f1(answers, [a["text"] for a in ds["answers"]])
-        return {"accuracy": metrics.accuracy(logits.argmax(-1).tolist(), [int(x) for x in ds["label"]])}
+            return metrics.compute("squad_v1", predictions=answers, references=[a["text"] for a in ds["answers"]])
+        return metrics.compute("accuracy", predictions=logits.argmax(-1).tolist(),
+                               references=[int(x) for x in ds["label"]])
 
     def evaluate(self, model: DeFormerPreTrainedModel, ds, segments: Segments | None = None,
                  batch_size: int = 64, progress: bool = True,

@@ -333,4 +333,5 @@ class DiPairExperiment:
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         scores = predict(model, self.eval_tensors, progress=self.progress).tolist()
         labels, groups = list(self.eval_set["label"]), list(self.eval_set["query_id"])
-        return {"auc_roc": metrics.auc_roc(scores, labels), "mrr@10": metrics.mrr_at_k(scores, labels, groups, 10)}
+        return {**metrics.compute("auc_roc", predictions=scores, references=labels),
+                **metrics.compute("ranking", predictions=scores, references=labels, groups=groups, k=10)}

@@ -172,7 +172,8 @@ class FastBertExperiment:
         return torch.cat(chunks, dim=1)
 
     def accuracy(self, predictions: torch.Tensor) -> float:
-        return metrics.accuracy(predictions.tolist(), self.eval_tensors["labels"].tolist())
+        return metrics.compute("accuracy", predictions=predictions.tolist(),
+                               references=self.eval_tensors["labels"].tolist())["accuracy"]
 
     def speed_sweep(self, model: FastBertForSequenceClassification, speeds, batch_size: int = 64) -> pd.DataFrame:
         """Accuracy, exit layer (0-based, as the paper's Figure 5 counts: 0 = after the first layer) and FLOPs per

@@ -123,8 +123,9 @@ def measure(candidates: list[Candidate], labels: list[int], groups: list[str], b
         raise ValueError(f"timed_pairs must lie between the largest batch ({max(batch_sizes)}) and the "
                          f"evaluation pairs ({len(labels)}), got {timed_pairs}")
     rows = {c.name: {"model": c.name, "method": c.method, **c.extra,
-                     "auc_roc": metrics.auc_roc(c.scores, labels),
-                     "mrr@10": metrics.mrr_at_k(c.scores, labels, groups, 10)} for c in candidates}
+                     **metrics.compute("auc_roc", predictions=c.scores, references=labels),
+                     **metrics.compute("ranking", predictions=c.scores, references=labels, groups=groups, k=10)}
+                 for c in candidates}
     models = tuple(m for c in candidates for m in c.models)
     with eager_attention(*{id(m): m for m in models}.values()), torch.inference_mode():
         for c in candidates:
