@@ -24,8 +24,10 @@ def test_an_interrupted_nbval_run_removes_its_temporary_folder(tmp_path, sig):
     script = recipe("nbval")
     assert "pytest --nbval-lax" in script
     script = re.sub(r"HF_HUB_OFFLINE=1 .*pytest --nbval-lax.*", "sleep 60", script)
+    # as a terminal's foreground job gets them: a job started in the background (nohup, CI) inherits SIGINT ignored,
+    # and sh cannot trap a signal ignored on entry
     proc = subprocess.Popen(["sh", "-c", script], env={**os.environ, "TMPDIR": str(tmp_path)},
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 20
     while not any(tmp_path.iterdir()) and time.time() < deadline:
         time.sleep(0.05)

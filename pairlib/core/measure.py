@@ -182,11 +182,16 @@ class _LiveTensorBytes(TorchDispatchMode):
         return out
 
 
-@torch.inference_mode()
-def peak_memory_bytes(fn: Callable[[], Any]) -> dict[str, int]:
+def peak_memory_bytes(fn: Callable[[], Any], grad: bool = False) -> dict[str, int]:
     """Bytes of tensors made during one call (inputs and parameters made before it not counted): `tensor_peak`, the
     most alive at once, and `tensor_total`, all of them added up (what TF's profiler reports as requested bytes,
-    the measure DeFormer's paper gives; it follows the work done, where the peak follows the widest layer)."""
+    the measure DeFormer's paper gives; it follows the work done, where the peak follows the widest layer). In
+    inference mode, unless `grad` (a training step's forward and backward)."""
+    with torch.inference_mode(not grad):
+        return _peak_memory_bytes(fn)
+
+
+def _peak_memory_bytes(fn: Callable[[], Any]) -> dict[str, int]:
     result: dict[str, int] = {}
     if torch.cuda.is_available():
         torch.cuda.synchronize()

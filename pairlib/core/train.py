@@ -279,11 +279,12 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
         tmp = last.with_name("last.tmp")
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
-        acc.wait_for_everyone()
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()  # every rank writes its own random state into tmp: it must exist first
         if not finished:
             acc.save_state(str(tmp))
+        acc.wait_for_everyone()  # ... and must have finished before tmp is moved
         if acc.is_main_process:
-            tmp.mkdir(parents=True, exist_ok=True)
             (tmp / "trainer_state.json").write_text(json.dumps({"state": state, "result": asdict(result),
                                                                 "config": asdict(config), "finished": finished},
                                                                indent=1, default=str))

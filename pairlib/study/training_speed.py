@@ -1,0 +1,238 @@
+"""How fast pairlib's one training loop trains, against the forward pass and against Hugging Face's Trainer
+(notebook 93).
+
+Each workload is a method's real training step as its experiment builds it (model, loss, real inputs at the
+profile's lengths and batch size). In this one process, on this machine, each is measured three ways:
+- forward: the trained model's forward pass on one batch in inference mode, median of repeats;
+- pairlib: `core.train.train` on the same rows, timed from one call of the loss to the next, so that each interval is
+  one whole step (the batch loaded, forward, backward, clipping, AdamW, the schedule), median after warm-up steps;
+- Trainer: `transformers.Trainer` on a fresh copy of the same model, with the same rows, batch size, loss (through
+  `compute_loss`), learning rate, warm-up, weight decay and clipping, and its defaults for a CPU machine otherwise;
+  timed from one step's end to the next.
+Training efficiency is 3 x forward / pairlib's step (1.0: a step costs the usual three forward passes; a step with a
+frozen teacher's forward inside it, as DeFormer's KD + LRS, is dearer by that forward). Peak memory is the most bytes
+of tensors alive at once during one forward and backward pass (`measure.peak_memory_bytes`), the same work for both
+loops.
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from pairlib.core.measure import hardware_label, peak_memory_bytes
+from pairlib.core.train import LossFn, TensorDictDataset, TrainConfig, freeze, train
+
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_features() -> dict[str, bool]:
+    """The instruction sets that decide which fast paths a CPU has (bf16 needs AVX512-BF16 or AMX to pay)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return {name: name in flags for name in CPU_FEATURES}
+
+
+@dataclass
+class Workload:
+    """One method's training step: a model builder (called for each loop, so each trains a fresh copy), its loss,
+    the rows it trains on, and the forward pass the efficiency is measured against."""
+
+    name: str
+    build: Callable[[], torch.nn.Module]
+    loss_fn: LossFn
+    rows: dict[str, torch.Tensor]
+    forward: Callable[[torch.nn.Module, dict], object]
+    teacher: torch.nn.Module | None = None
+    frozen: tuple[str, ...] = ()
+    lr: float = 5e-5
+    length: str = ""  # the input shape, for the table
+    extra: dict = field(default_factory=dict)
+
+
+def _median_step(stamps: list[float], warmup: int) -> float:
+    steps = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
+    if not steps:
+        raise ValueError(f"need more than {warmup + 1} steps to time one after warm-up")
+    return statistics.median(steps)
+
+
+def time_pairlib(w: Workload, batch_size: int, steps: int, warmup: int) -> float:
+    """Median seconds per step of `core.train.train`."""
+    stamps: list[float] = []
+
+    def timed_loss(model, batch, teacher):
+        stamps.append(time.perf_counter())
+        return w.loss_fn(model, batch, teacher)
+
+    with tempfile.TemporaryDirectory() as out:
+        config = TrainConfig(output_dir=out, epochs=1, lr=w.lr, batch_size=batch_size, max_steps=steps + warmup + 1,
+                             frozen=w.frozen, resume=False, progress=False)
+        train(w.build(), TensorDictDataset(w.rows), None, timed_loss, config, teacher=w.teacher)
+    return _median_step(stamps, warmup)
+
+
+def time_trainer(w: Workload, batch_size: int, steps: int, warmup: int) -> float:
+    """Median seconds per step of `transformers.Trainer` doing the same work."""
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    stamps: list[float] = []
+
+    class Stamp(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            stamps.append(time.perf_counter())
+
+    class SameLoss(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = w.loss_fn(model, inputs, w.teacher)
+            return out[0] if isinstance(out, tuple) else out  # (loss, logged terms) from some losses
+
+    model = w.build()
+    freeze(model, w.frozen)
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, per_device_train_batch_size=batch_size,
+                                 max_steps=steps + warmup + 1, learning_rate=w.lr, warmup_steps=0.1,
+                                 weight_decay=0.01, max_grad_norm=1.0, use_cpu=not torch.cuda.is_available(),
+                                 report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True,
+                                 remove_unused_columns=False, seed=42)
+        SameLoss(model=model, args=args, train_dataset=TensorDictDataset(w.rows), callbacks=[Stamp()]).train()
+    return _median_step(stamps, warmup)
+
+
+def time_forward(w: Workload, batch_size: int, repeats: int) -> float:
+    model = w.build().eval()
+    batch = {k: v[:batch_size] for k, v in w.rows.items()}
+    with torch.inference_mode():
+        w.forward(model, batch)  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            w.forward(model, batch)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def step_memory_mb(w: Workload, batch_size: int) -> float:
+    model = w.build().train()
+    freeze(model, w.frozen)
+    batch = {k: v[:batch_size] for k, v in w.rows.items()}
+    def step():
+        out = w.loss_fn(model, batch, w.teacher)
+        (out[0] if isinstance(out, tuple) else out).backward()
+
+    return peak_memory_bytes(step, grad=True)["tensor_peak"] / 2 ** 20
+
+
+def measure(workloads: list[Workload], batch_size: int, steps: int = 10, warmup: int = 3,
+            repeats: int = 5, trainer: bool = True) -> pd.DataFrame:
+    """One row per workload: examples/s of each loop, training efficiency, pairlib's speed over Trainer's, peak
+    memory, the hardware and its CPU features."""
+    if steps < 2 or warmup < 1:
+        raise ValueError(f"need steps >= 2 and warmup >= 1, got {steps} and {warmup}")
+    features = cpu_features()
+    rows = []
+    for w in workloads:
+        need = (steps + warmup + 1) * batch_size
+        if len(next(iter(w.rows.values()))) < need:
+            raise ValueError(f"{w.name}: {steps} + {warmup} + 1 steps of batch {batch_size} need {need} rows, "
+                             f"got {len(next(iter(w.rows.values())))}")
+        forward = time_forward(w, batch_size, repeats)
+        ours = time_pairlib(w, batch_size, steps, warmup)
+        theirs = time_trainer(w, batch_size, steps, warmup) if trainer else float("nan")
+        rows.append({"workload": w.name, "inputs": w.length, "batch": batch_size,
+                     "forward_ms": 1000 * forward, "pairlib_step_ms": 1000 * ours,
+                     "trainer_step_ms": 1000 * theirs, "pairlib_examples_per_s": batch_size / ours,
+                     "trainer_examples_per_s": batch_size / theirs, "efficiency": 3 * forward / ours,
+                     "pairlib_over_trainer": theirs / ours, "step_peak_mb": step_memory_mb(w, batch_size),
+                     "steps_timed": steps, **w.extra, "hardware": hardware_label(),
+                     **{f"cpu_{k}": v for k, v in features.items()}})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The workloads: each method's step as its experiment trains it, on real rows
+
+
+def squad_workloads(backbone: str, question_length: int, passage_length: int, doc_stride: int, rows: int,
+                    split_layer: int) -> list[Workload]:
+    """The original model on SQuAD windows, and DeFormer (k = `split_layer`) with KD + LRS from it."""
+    from pairlib.deformer.experiment import (PAPER_SQUAD_WEIGHTS, TASK_LOSS_ONLY, Experiment, Recipe,
+                                             deformer_loss, model_inputs)
+    from pairlib.deformer.modeling import DeFormerForQuestionAnswering
+
+    with tempfile.TemporaryDirectory() as out:
+        exp = Experiment(Recipe(task="squad", question_length=question_length, passage_length=passage_length,
+                                doc_stride=doc_stride, train_examples=rows, eval_examples=1), backbone, out,
+                         progress=False)
+    tensors = exp.train_segments.tensors
+    base = DeFormerForQuestionAnswering.from_backbone(backbone, split_layer=0)
+    teacher = copy.deepcopy(base).eval()
+    shape = f"question {question_length} + passage {passage_length}"
+
+    def original():
+        return copy.deepcopy(base)
+
+    def deformer():  # the original's weights with the lower layers split, as DeFormer starts its training
+        config = copy.deepcopy(base.config)
+        config.split_layer = split_layer
+        model = DeFormerForQuestionAnswering(config)
+        model.load_state_dict(base.state_dict())
+        return model
+
+    def forward(model, batch):
+        return model(**model_inputs(batch))
+
+    return [Workload("original model (SQuAD)", original, deformer_loss("span", TASK_LOSS_ONLY), tensors, forward,
+                     length=shape),
+            Workload(f"DeFormer k={split_layer}, KD + LRS (SQuAD)", deformer, deformer_loss("span", PAPER_SQUAD_WEIGHTS),
+                     tensors, forward, teacher=teacher, length=shape)]
+
+
+def fastbert_workload(backbone: str, max_length: int, rows: int) -> Workload:
+    """FastBERT's self-distillation step (backbone and teacher classifier frozen) on AG News."""
+    from pairlib.fastbert.experiment import FastBertExperiment, FastBertRecipe, distillation_loss
+    from pairlib.fastbert.modeling import FastBertForSequenceClassification
+
+    with tempfile.TemporaryDirectory() as out:
+        exp = FastBertExperiment(FastBertRecipe(task="ag_news", max_length=max_length, train_examples=rows,
+                                                eval_examples=1), backbone, out, progress=False)
+    base = FastBertForSequenceClassification.from_backbone(backbone, num_labels=exp.num_labels)
+
+    def forward(model, batch):
+        return model(**{k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}, all_layers=True)
+
+    return Workload("FastBERT self-distillation (AG News)", lambda: copy.deepcopy(base), distillation_loss,
+                    exp.train_tensors, forward, frozen=base.teacher_prefixes, lr=2e-4, length=f"text {max_length}")
+
+
+def pair_workloads(backbone: str, query_length: int, passage_length: int, cross_length: int, rows: int,
+                   head: dict) -> list[Workload]:
+    """DiPair's stage 2 (everything trained on the teacher's scores) and the cross-encoder, on squad_q2p pairs."""
+    from pairlib.dipair.experiment import DiPairExperiment, DiPairRecipe, _features, label_loss, score_loss
+    from pairlib.dipair.modeling import CrossEncoder, DiPairModel
+
+    with tempfile.TemporaryDirectory() as out:
+        exp = DiPairExperiment(DiPairRecipe(query_length=query_length, passage_length=passage_length,
+                                            cross_length=cross_length, train_examples=rows, eval_examples=3,
+                                            pool_queries=1, pool_passages=1), backbone, out, progress=False)
+    tensors = dict(exp.train_tensors)
+    tensors["targets"] = torch.randn(len(tensors["labels"]), generator=torch.Generator().manual_seed(0))
+    dipair = DiPairModel.from_backbone(backbone, **head)
+    cross = CrossEncoder.from_backbone(backbone)
+
+    def forward(model, batch):
+        return model(**_features(batch))
+
+    return [Workload("DiPair stage 2 (squad_q2p)", lambda: copy.deepcopy(dipair), score_loss, tensors, forward,
+                     length=f"query {query_length}, passage {passage_length}"),
+            Workload("cross-encoder (squad_q2p)", lambda: copy.deepcopy(cross), label_loss, tensors, forward,
+                     length=f"pair {cross_length}")]

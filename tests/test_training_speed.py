@@ -1,0 +1,35 @@
+"""The training-speed benchmark times both loops on the same work and reports what it promises."""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pairlib.study import training_speed
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_task import Tiny, dataset, mse  # noqa: E402
+
+
+def _workload(rows: int = 64) -> training_speed.Workload:
+    data = dataset(rows)
+    tensors = {"x": torch.stack([r["x"] for r in data]), "y": torch.stack([r["y"] for r in data])}
+    return training_speed.Workload("tiny", Tiny, mse, tensors, lambda model, batch: model(batch["x"]), lr=1e-2,
+                                   length="4 features")
+
+
+def test_both_loops_are_timed_on_the_same_work():
+    table = training_speed.measure([_workload()], batch_size=8, steps=3, warmup=1, repeats=2)
+    row = table.iloc[0]
+    assert row.workload == "tiny" and row.batch == 8 and row.steps_timed == 3
+    assert row.pairlib_step_ms > 0 and row.trainer_step_ms > 0 and row.forward_ms > 0
+    assert row.efficiency == pytest.approx(3 * row.forward_ms / row.pairlib_step_ms)
+    assert row.pairlib_over_trainer == pytest.approx(row.trainer_step_ms / row.pairlib_step_ms)
+    assert row.pairlib_examples_per_s == pytest.approx(8000 / row.pairlib_step_ms)
+    assert row.step_peak_mb > 0 and "threads" in row.hardware
+    assert {f"cpu_{f}" for f in training_speed.CPU_FEATURES} <= set(table.columns)
+
+
+def test_too_few_rows_for_the_steps_is_refused_before_timing():
+    with pytest.raises(ValueError, match=r"3 \+ 1 \+ 1 steps of batch 8 need 40 rows, got 16"):
+        training_speed.measure([_workload(16)], batch_size=8, steps=3, warmup=1)
