@@ -165,8 +165,14 @@ def measure(workloads: list[Workload], batch_size: int, steps: int = 10, warmup:
 def squad_workloads(backbone: str, question_length: int, passage_length: int, doc_stride: int, rows: int,
                     split_layer: int) -> list[Workload]:
     """The original model on SQuAD windows, and DeFormer (k = `split_layer`) with KD + LRS from it."""
-    from pairlib.deformer.experiment import (PAPER_SQUAD_WEIGHTS, TASK_LOSS_ONLY, Experiment, Recipe,
-                                             deformer_loss, model_inputs)
+    from pairlib.deformer.experiment import (
+        PAPER_SQUAD_WEIGHTS,
+        TASK_LOSS_ONLY,
+        Experiment,
+        Recipe,
+        deformer_loss,
+        model_inputs,
+    )
     from pairlib.deformer.modeling import DeFormerForQuestionAnswering
 
     with tempfile.TemporaryDirectory() as out:
@@ -193,8 +199,8 @@ def squad_workloads(backbone: str, question_length: int, passage_length: int, do
 
     return [Workload("original model (SQuAD)", original, deformer_loss("span", TASK_LOSS_ONLY), tensors, forward,
                      length=shape),
-            Workload(f"DeFormer k={split_layer}, KD + LRS (SQuAD)", deformer, deformer_loss("span", PAPER_SQUAD_WEIGHTS),
-                     tensors, forward, teacher=teacher, length=shape)]
+            Workload(f"DeFormer k={split_layer}, KD + LRS (SQuAD)", deformer,
+                     deformer_loss("span", PAPER_SQUAD_WEIGHTS), tensors, forward, teacher=teacher, length=shape)]
 
 
 def fastbert_workload(backbone: str, max_length: int, rows: int) -> Workload:
