@@ -285,6 +285,7 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
                 from None
         os.environ.pop(STAGING_ENV, None)
         commit_staged(staging, out_dir)
+        _relative_paths(running, nb, final)
         running.replace(final)
         seconds = time.perf_counter() - t0
         state = _record(out_dir, nb.stem, {"status": "ok", "seconds": round(seconds, 1), "commit": commit,
@@ -293,6 +294,16 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
         print(f"[{i}/{len(plans)}] {nb.stem} done in {_fmt(seconds)} -> {shown(final)}", flush=True)
     print(f"all {len(plans)} notebook(s) done in {_fmt(time.perf_counter() - total_t0)}; outputs in {shown(out_dir)}")
     return state
+
+
+def _relative_paths(executed: Path, source: Path, final: Path) -> None:
+    """Papermill records the absolute paths it read and wrote; an executed notebook that is committed names the
+    repository's paths instead (a notebook written outside the repository keeps its own)."""
+    import nbformat
+    nb = nbformat.read(executed, as_version=4)
+    record = nb.metadata.get("papermill", {})
+    record.update(input_path=shown(source), output_path=shown(final))
+    nbformat.write(nb, executed)
 
 
 def runs_table(out_dir: str | Path) -> "pd.DataFrame":
