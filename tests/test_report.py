@@ -57,7 +57,8 @@ def test_verdict_tolerances():
     assert report.verdict(float("nan"), 1.0, 0.5, 2.0) == "not run"
 
 
-def test_a_figures_stamp_lies_below_every_axis_label(tmp_path):
+@pytest.mark.parametrize("tight", [True, False])  # without tight_layout the x label reaches below the figure
+def test_a_figures_stamp_lies_below_every_axis_label(tmp_path, tight):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -65,7 +66,8 @@ def test_a_figures_stamp_lies_below_every_axis_label(tmp_path):
     for ax in axes:
         ax.plot([1, 2], [3, 4])
         ax.set_xlabel("a label with some length")
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     assert report.save_figure(fig, "f", tmp_path, "smoke") is None  # a cell ending with it shows no path
     assert (tmp_path / "figures" / "f.png").exists()
     renderer = fig.canvas.get_renderer()

@@ -143,12 +143,13 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, profile: str, n
 
 
 def save_figure(fig, name: str, out_dir: str | Path, profile: str) -> None:
-    """`<name>.png` with the stamp in a line beneath the figure (below the figure's own area, which the tight
-    bounding box then grows to include, so it never lies over an axis label). Returns nothing, so that a cell
-    ending with it shows the figure and no path."""
+    """`<name>.png` with the stamp in a line beneath everything the figure draws (axis labels that reach below the
+    figure's area included; the tight bounding box grows to take it in), so it never lies over a label. Returns
+    nothing, so that a cell ending with it shows the figure and no path."""
     out = _written_in(out_dir) / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    fig.text(0.01, -0.01, stamp_line(stamp(profile)), fontsize=6, color="0.4", ha="left", va="top")
+    lowest = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()  # of every label, in figure units
+    fig.text(0.01, min(lowest, 0.0) - 0.01, stamp_line(stamp(profile)), fontsize=6, color="0.4", ha="left", va="top")
     fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
 
 
