@@ -74,3 +74,23 @@ def test_a_figures_stamp_lies_below_every_axis_label(tmp_path, tight):
     stamp = fig.texts[-1].get_window_extent(renderer)
     assert all(stamp.y1 < ax.get_tightbbox(renderer).y0 for ax in axes)
     plt.close(fig)
+
+
+def test_labels_of_a_cluster_of_points_do_not_overlap():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3))
+    xs, ys = [20, 20.5, 21, 21.2, 21.5, 22, 5], [0.96, 0.965, 0.962, 0.97, 0.966, 0.964, 0.5]
+    names = ["FastBERT speed 0.5", "FastBERT speed 0.3", "teacher", "original", "FastBERT speed 0.1", "DeFormer k=2",
+             "alone"]
+    ax.scatter(xs, ys)
+    ax.set_xscale("log")
+    report.label_points(ax, xs, ys, names)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    from matplotlib.text import Text
+    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]  # the words, without the lines back
+    assert len(boxes) == 7
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)

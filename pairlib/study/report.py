@@ -153,6 +153,28 @@ def save_figure(fig, name: str, out_dir: str | Path, profile: str) -> None:
     fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
 
 
+def label_points(ax, xs: Iterable[float], ys: Iterable[float], labels: Iterable[str], fontsize: float = 6) -> None:
+    """Each point's label beside it, moved down (with a line back to its point) wherever it would overlap a label
+    already placed, so that a cluster of points keeps every label readable. Call it after the axes' limits and
+    scales are set: placement is computed in screen space."""
+    fig = ax.figure
+    fig.canvas.draw()  # settles the axes' limits, which positions on screen depend on
+    renderer = fig.canvas.get_renderer()
+    to_points = 72 / fig.dpi
+    placed = []
+    for x, y, label in sorted(zip(xs, ys, labels), key=lambda t: (-t[1], t[0])):  # top first, then left
+        text = ax.annotate(label, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=fontsize)
+        box = text.get_window_extent(renderer)
+        drop = 0.0
+        while any(box.translated(0, -drop).overlaps(b) for b in placed):
+            drop += 2
+        if drop:  # drawn again where it fits, with a line back to its point
+            text.remove()
+            ax.annotate(label, (x, y), xytext=(4, 3 - drop * to_points), textcoords="offset points",
+                        fontsize=fontsize, arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkB": 2})
+        placed.append(box.translated(0, -drop))
+
+
 @dataclass
 class Claim:
     """One row of the claims table: a paper's number beside ours, with an honest verdict."""
