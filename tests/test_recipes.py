@@ -42,3 +42,18 @@ def test_save_every_steps_names_no_model_folder():
     saving = Recipe(task="squad", question_length=32, passage_length=160, save_every_steps=100)
     assert plain.model_settings() == saving.model_settings() and "save_every_steps" not in plain.model_settings()
     assert "save_every_steps" not in DiPairRecipe(save_every_steps=50).settings_for("two-stage")
+
+
+def test_precision_names_the_folder_only_when_it_is_not_fp32(monkeypatch):
+    from pairlib.core import measure
+    base = dict(task="squad", question_length=32, passage_length=160)
+    assert "precision" not in Recipe(**base).model_settings()  # folders named before the setting keep their names
+    assert Recipe(**base, precision="bf16").model_settings()["precision"] == "bf16"
+    monkeypatch.setattr(measure, "native_bf16", lambda device=None: False)
+    assert "precision" not in Recipe(**base, precision="auto").model_settings()  # auto on a machine without bf16
+    monkeypatch.setattr(measure, "native_bf16", lambda device=None: True)
+    assert Recipe(**base, precision="auto").training_precision() == "bf16"
+    assert DiPairRecipe(precision="bf16").settings_for("teacher")["precision"] == "bf16"
+    assert "precision" not in DiPairRecipe().settings_for("teacher")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        FastBertRecipe(task="ag_news", precision="fp16")

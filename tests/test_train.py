@@ -201,3 +201,38 @@ def test_the_progress_bar_counts_the_last_step(tmp_path, capsys):
     train(Tiny(), dataset(), collate, mse, _config(tmp_path, progress=True, epochs=1, max_steps=5))
     last_render = capsys.readouterr().err.rsplit("\r", 1)[-1]  # what the bar shows when training stops
     assert "| 5/8 [" in last_render  # max_steps=5 of 8 batches: five steps ran, five are counted
+
+
+BF16_TOLERANCE = 0.03  # each epoch's mean training loss within 3% of fp32's (bf16 keeps ~3 significant digits)
+
+
+def test_a_bf16_run_follows_the_fp32_loss_curve(tmp_path):
+    fp32 = train(Tiny(), dataset(), collate, mse, _config(tmp_path / "fp32", epochs=3, save_every_steps=None))
+    bf16 = train(Tiny(), dataset(), collate, mse, _config(tmp_path / "bf16", epochs=3, save_every_steps=None,
+                                                            precision="bf16"))
+    a, b = [h["train_loss"] for h in fp32.history], [h["train_loss"] for h in bf16.history]
+    assert a[-1] < a[0] and b[-1] < b[0]
+    assert all(abs(y - x) <= BF16_TOLERANCE * x for x, y in zip(a, b)), (a, b)
+    assert a != b  # bf16 really ran
+
+
+def test_an_unknown_precision_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'bf16'\)"):
+        _config(tmp_path, precision="fp16")
+
+
+def test_bf16_autocast_keeps_a_bert_loss_close_to_fp32():
+    from pairlib.core.backbone import load_tokenizer
+    from pairlib.dipair.experiment import label_loss
+    from pairlib.dipair.modeling import CrossEncoder
+    torch.manual_seed(0)
+    model = CrossEncoder.from_backbone("minilm-l6").eval()
+    enc = load_tokenizer("minilm-l6")(["who wrote hamlet?", "capital of france"],
+                                      ["Hamlet is a tragedy by Shakespeare.", "Paris is the capital of France."],
+                                      padding="max_length", max_length=32, return_tensors="pt")
+    batch = {**enc, "labels": torch.tensor([1, 0])}
+    with torch.no_grad():
+        fp32 = label_loss(model, batch).item()
+        with torch.autocast("cpu", torch.bfloat16):
+            bf16 = label_loss(model, batch).item()
+    assert fp32 != bf16 and abs(bf16 - fp32) <= BF16_TOLERANCE * fp32

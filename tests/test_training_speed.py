@@ -33,3 +33,9 @@ def test_both_loops_are_timed_on_the_same_work():
 def test_too_few_rows_for_the_steps_is_refused_before_timing():
     with pytest.raises(ValueError, match=r"3 \+ 1 \+ 1 steps of batch 8 need 40 rows, got 16"):
         training_speed.measure([_workload(16)], batch_size=8, steps=3, warmup=1)
+
+
+def test_each_precision_gets_its_own_row():
+    table = training_speed.measure([_workload()], batch_size=8, steps=2, warmup=1, repeats=1,
+                                   precisions=("fp32", "bf16"))
+    assert list(table.precision) == ["fp32", "bf16"] and table.pairlib_step_ms.gt(0).all()

@@ -42,6 +42,28 @@ def hardware_label() -> str:
     return (f"{h['gpu']} GPU" if "gpu" in h else f"{h['cpu']}, {h['torch_threads']} threads ({h['cores']} cores)")
 
 
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_features() -> dict[str, bool]:
+    """The instruction sets that decide which fast paths this CPU has (read, never assumed: machines differ)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return {name: name in flags for name in CPU_FEATURES}
+
+
+def native_bf16(device: str | None = None) -> bool:
+    """Whether bf16 arithmetic runs natively: a CUDA GPU that supports it, or a CPU with AMX or AVX512-BF16 (elsewhere
+    PyTorch emulates it, slower than fp32)."""
+    if (device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    features = cpu_features()
+    return features["amx_bf16"] or features["avx512_bf16"]
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:

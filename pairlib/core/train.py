@@ -34,6 +34,7 @@ LossFn = Callable[[torch.nn.Module, dict, torch.nn.Module | None], "torch.Tensor
 EvalFn = Callable[[torch.nn.Module], dict[str, float]]
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+PRECISIONS = ("fp32", "bf16")
 
 
 class CheckpointError(RuntimeError):
@@ -63,6 +64,9 @@ class TrainConfig:
     find_unused_parameters: bool = False
     progress: bool = True
     cpu: bool = False
+    # "bf16": matrix products in bfloat16 under autocast (weights and optimizer state stay fp32); pays where the
+    # hardware has native bf16 (AMX, AVX512-BF16, recent GPUs): see measure.native_bf16
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum"):
@@ -73,6 +77,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {lr}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"TrainConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 @dataclass
@@ -100,6 +106,8 @@ class RecipeBase:
     max_steps: int | None = None
     # a resumable checkpoint every this many optimizer steps (besides each epoch's end); names no model folder
     save_every_steps: int | None = None
+    # "fp32", "bf16" (autocast), or "auto": bf16 where this machine has native bf16 (measure.native_bf16), else fp32
+    precision: str = "fp32"
 
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("save_every_steps",)
     UNBOUNDED: ClassVar[tuple[str, ...]] = ("seed",)  # integers that may be 0 or negative
@@ -121,6 +129,8 @@ class RecipeBase:
                 raise ValueError(f"{name}.{f.name} must be > 0, got {value}")
             if f.name.endswith("ratio") and not 0 <= value < 1:
                 raise ValueError(f"{name}.{f.name} must be in [0, 1), got {value}")
+        if self.precision not in (*PRECISIONS, "auto"):
+            raise ValueError(f"{name}.precision must be one of {(*PRECISIONS, 'auto')}, got {self.precision!r}")
         if isinstance(getattr(self, "task", None), str):
             from pairlib.core.data import get_task
             get_task(self.task)  # an unknown task fails here, naming the valid ones
@@ -136,8 +146,20 @@ class RecipeBase:
         return cls(**settings)
 
     def model_settings(self) -> dict[str, Any]:
-        """The settings that can change a trained model: what names its artifact folder."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
+        """The settings that can change a trained model: what names its artifact folder. The precision is the one
+        this machine trains in ("auto" resolved), and is left out at fp32 so that folders named before it existed
+        keep their names."""
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
+        settings["precision"] = self.training_precision()
+        if settings["precision"] == "fp32":
+            del settings["precision"]
+        return settings
+
+    def training_precision(self) -> str:
+        if self.precision != "auto":
+            return self.precision
+        from pairlib.core.measure import native_bf16
+        return "bf16" if native_bf16() else "fp32"
 
 
 def _allowed_types(hint: Any) -> tuple[type, ...]:
@@ -305,7 +327,10 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
         running = []
         for batch in batches:
             with acc.accumulate(model):
-                out_ = loss_fn(model, batch, teacher)
+                # torch's autocast, not Accelerator's mixed_precision: that is fixed once per process, and one
+                # notebook trains models of either precision; it covers a teacher's forward inside the loss too
+                with torch.autocast(acc.device.type, torch.bfloat16, enabled=config.precision == "bf16"):
+                    out_ = loss_fn(model, batch, teacher)
                 loss, logs = out_ if isinstance(out_, tuple) else (out_, {})
                 acc.backward(loss)
                 if acc.sync_gradients and config.max_grad_norm:

@@ -209,7 +209,7 @@ def write_predictions(answers: dict[str, str], path: str | Path) -> None:
 def fine_tune(task: DeFormerTask, model: DeFormerPreTrainedModel, train_segments: Segments, output_dir: str | Path,
               weights: LossWeights = TASK_LOSS_ONLY, teacher: DeFormerPreTrainedModel | None = None,
               epochs: int = 1, lr: float = 5e-5, batch_size: int = 16, warmup_ratio: float = 0.1, seed: int = 42,
-              max_steps: int | None = None, save_every_steps: int | None = None,
+              max_steps: int | None = None, save_every_steps: int | None = None, precision: str = "fp32",
               progress: bool = True) -> tuple[DeFormerPreTrainedModel, TrainResult]:
     """Train (or resume, or find already trained in `output_dir`) and return the trained model from disk.
 
@@ -217,7 +217,7 @@ def fine_tune(task: DeFormerTask, model: DeFormerPreTrainedModel, train_segments
     """
     config = TrainConfig(output_dir=str(output_dir), epochs=epochs, lr=lr, batch_size=batch_size,
                          warmup_ratio=warmup_ratio, seed=seed, max_steps=max_steps,
-                         save_every_steps=save_every_steps, progress=progress)
+                         save_every_steps=save_every_steps, precision=precision, progress=progress)
     k = model.config.split_layer
     return train_and_reload(model, TensorDictDataset(train_segments.tensors), deformer_loss(task.kind, weights),
                             config, teacher=teacher if weights.needs_teacher else None,
@@ -283,7 +283,7 @@ class Experiment:
         trained, result = fine_tune(self.task, model, segments, out, weights, teacher, epochs=epochs, lr=r.lr,
                                     batch_size=r.batch_size, warmup_ratio=r.warmup_ratio, seed=r.seed,
                                     max_steps=r.max_steps, save_every_steps=r.save_every_steps,
-                                    progress=self.progress)
+                                    precision=r.training_precision(), progress=self.progress)
         self.records.append({"model": name, "folder": out.name,
                              **run_record(result, weights, trained.config.split_layer, len(segments))})
         return trained

@@ -74,7 +74,9 @@ class DiPairRecipe(RecipeBase):
         for kind, own in MODEL_DEPENDENCIES.items():
             names += own
             if kind == model:
-                return {name: getattr(self, name) for name in names}
+                # the precision every model trains in, as RecipeBase.model_settings gives it (absent at fp32)
+                precision = {k: v for k, v in self.model_settings().items() if k == "precision"}
+                return {**{name: getattr(self, name) for name in names}, **precision}
         raise AssertionError("unreachable")
 
 
@@ -221,7 +223,8 @@ class DiPairExperiment:
         r = self.recipe
         return TrainConfig(output_dir=str(out), epochs=epochs, lr=lr, batch_size=r.batch_size,
                            warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
-                           save_every_steps=r.save_every_steps, progress=self.progress)
+                           save_every_steps=r.save_every_steps, precision=r.training_precision(),
+                           progress=self.progress)
 
     def _record(self, name: str, stage: str, out: Path, pairs: int, epochs: int, lr: float,
                 result: TrainResult) -> None:

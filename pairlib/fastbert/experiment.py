@@ -109,6 +109,7 @@ class FastBertExperiment:
         config = TrainConfig(output_dir=str(out), epochs=epochs, lr=lr, batch_size=r.batch_size,
                              warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
                              lr_by_prefix=lr_by_prefix or {}, save_every_steps=r.save_every_steps,
+                             precision=r.training_precision(),
                              progress=self.progress)
         trained, result = train_and_reload(model, TensorDictDataset(self.train_tensors), loss_fn, config)
         if any(r["folder"] == out.name for r in self.records):  # asked for again (e.g. as distillation's start)

@@ -26,21 +26,8 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from pairlib.core.measure import hardware_label, peak_memory_bytes
+from pairlib.core.measure import CPU_FEATURES, cpu_features, hardware_label, peak_memory_bytes
 from pairlib.core.train import LossFn, TensorDictDataset, TrainConfig, freeze, train
-
-CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def cpu_features() -> dict[str, bool]:
-    """The instruction sets that decide which fast paths a CPU has (bf16 needs AVX512-BF16 or AMX to pay)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    return {name: name in flags for name in CPU_FEATURES}
-
 
 @dataclass
 class Workload:
@@ -66,7 +53,7 @@ def _median_step(stamps: list[float], warmup: int) -> float:
     return statistics.median(steps)
 
 
-def time_pairlib(w: Workload, batch_size: int, steps: int, warmup: int) -> float:
+def time_pairlib(w: Workload, batch_size: int, steps: int, warmup: int, precision: str = "fp32") -> float:
     """Median seconds per step of `core.train.train`."""
     stamps: list[float] = []
 
@@ -76,12 +63,12 @@ def time_pairlib(w: Workload, batch_size: int, steps: int, warmup: int) -> float
 
     with tempfile.TemporaryDirectory() as out:
         config = TrainConfig(output_dir=out, epochs=1, lr=w.lr, batch_size=batch_size, max_steps=steps + warmup + 1,
-                             frozen=w.frozen, resume=False, progress=False)
+                             frozen=w.frozen, resume=False, progress=False, precision=precision)
         train(w.build(), TensorDictDataset(w.rows), None, timed_loss, config, teacher=w.teacher)
     return _median_step(stamps, warmup)
 
 
-def time_trainer(w: Workload, batch_size: int, steps: int, warmup: int) -> float:
+def time_trainer(w: Workload, batch_size: int, steps: int, warmup: int, precision: str = "fp32") -> float:
     """Median seconds per step of `transformers.Trainer` doing the same work."""
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -103,15 +90,19 @@ def time_trainer(w: Workload, batch_size: int, steps: int, warmup: int) -> float
                                  max_steps=steps + warmup + 1, learning_rate=w.lr, warmup_steps=0.1,
                                  weight_decay=0.01, max_grad_norm=1.0, use_cpu=not torch.cuda.is_available(),
                                  report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True,
-                                 remove_unused_columns=False, seed=42)
+                                 remove_unused_columns=False, seed=42, bf16=precision == "bf16")
         SameLoss(model=model, args=args, train_dataset=TensorDictDataset(w.rows), callbacks=[Stamp()]).train()
     return _median_step(stamps, warmup)
 
 
-def time_forward(w: Workload, batch_size: int, repeats: int) -> float:
+def _autocast(precision: str):
+    return torch.autocast("cuda" if torch.cuda.is_available() else "cpu", torch.bfloat16, enabled=precision == "bf16")
+
+
+def time_forward(w: Workload, batch_size: int, repeats: int, precision: str = "fp32") -> float:
     model = w.build().eval()
     batch = {k: v[:batch_size] for k, v in w.rows.items()}
-    with torch.inference_mode():
+    with torch.inference_mode(), _autocast(precision):
         w.forward(model, batch)  # warm-up
         times = []
         for _ in range(repeats):
@@ -121,21 +112,23 @@ def time_forward(w: Workload, batch_size: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def step_memory_mb(w: Workload, batch_size: int) -> float:
+def step_memory_mb(w: Workload, batch_size: int, precision: str = "fp32") -> float:
     model = w.build().train()
     freeze(model, w.frozen)
     batch = {k: v[:batch_size] for k, v in w.rows.items()}
     def step():
-        out = w.loss_fn(model, batch, w.teacher)
+        with _autocast(precision):
+            out = w.loss_fn(model, batch, w.teacher)
         (out[0] if isinstance(out, tuple) else out).backward()
 
     return peak_memory_bytes(step, grad=True)["tensor_peak"] / 2 ** 20
 
 
 def measure(workloads: list[Workload], batch_size: int, steps: int = 10, warmup: int = 3,
-            repeats: int = 5, trainer: bool = True) -> pd.DataFrame:
-    """One row per workload: examples/s of each loop, training efficiency, pairlib's speed over Trainer's, peak
-    memory, the hardware and its CPU features."""
+            repeats: int = 5, trainer: bool = True, precisions: tuple[str, ...] = ("fp32",)) -> pd.DataFrame:
+    """One row per workload and precision: examples/s of each loop, training efficiency, pairlib's speed over
+    Trainer's (both in that precision), peak memory, the hardware and its CPU features. bf16 is autocast in both
+    loops and in the forward pass."""
     if steps < 2 or warmup < 1:
         raise ValueError(f"need steps >= 2 and warmup >= 1, got {steps} and {warmup}")
     features = cpu_features()
@@ -145,17 +138,22 @@ def measure(workloads: list[Workload], batch_size: int, steps: int = 10, warmup:
         if len(next(iter(w.rows.values()))) < need:
             raise ValueError(f"{w.name}: {steps} + {warmup} + 1 steps of batch {batch_size} need {need} rows, "
                              f"got {len(next(iter(w.rows.values())))}")
-        forward = time_forward(w, batch_size, repeats)
-        ours = time_pairlib(w, batch_size, steps, warmup)
-        theirs = time_trainer(w, batch_size, steps, warmup) if trainer else float("nan")
-        rows.append({"workload": w.name, "inputs": w.length, "batch": batch_size,
-                     "forward_ms": 1000 * forward, "pairlib_step_ms": 1000 * ours,
-                     "trainer_step_ms": 1000 * theirs, "pairlib_examples_per_s": batch_size / ours,
-                     "trainer_examples_per_s": batch_size / theirs, "efficiency": 3 * forward / ours,
-                     "pairlib_over_trainer": theirs / ours, "step_peak_mb": step_memory_mb(w, batch_size),
-                     "steps_timed": steps, **w.extra, "hardware": hardware_label(),
-                     **{f"cpu_{k}": v for k, v in features.items()}})
+        for precision in precisions:
+            rows.append(_row(w, batch_size, steps, warmup, repeats, trainer, precision, features))
     return pd.DataFrame(rows)
+
+
+def _row(w: Workload, batch_size: int, steps: int, warmup: int, repeats: int, trainer: bool, precision: str,
+         features: dict[str, bool]) -> dict:
+    forward = time_forward(w, batch_size, repeats, precision)
+    ours = time_pairlib(w, batch_size, steps, warmup, precision)
+    theirs = time_trainer(w, batch_size, steps, warmup, precision) if trainer else float("nan")
+    return {"workload": w.name, "inputs": w.length, "precision": precision, "batch": batch_size,
+            "forward_ms": 1000 * forward, "pairlib_step_ms": 1000 * ours, "trainer_step_ms": 1000 * theirs,
+            "pairlib_examples_per_s": batch_size / ours, "trainer_examples_per_s": batch_size / theirs,
+            "efficiency": 3 * forward / ours, "pairlib_over_trainer": theirs / ours,
+            "step_peak_mb": step_memory_mb(w, batch_size, precision), "steps_timed": steps, **w.extra,
+            "hardware": hardware_label(), **{f"cpu_{k}": v for k, v in features.items()}}
 
 
 # ----------------------------------------------------------------------------------------------------------------
