@@ -2,8 +2,16 @@
 import pytest
 
 from pairlib.core.backbone import load_tokenizer
-from pairlib.deformer.bench import (CACHED, FROM_DISK_COLD, FROM_DISK_WARM, ORIGINAL, UNCACHED, benchmark,
-                                    max_cached_difference, speedup_verdict)
+from pairlib.deformer.bench import (
+    CACHED,
+    FROM_DISK_COLD,
+    FROM_DISK_WARM,
+    ORIGINAL,
+    UNCACHED,
+    benchmark,
+    max_cached_difference,
+    speedup_verdict,
+)
 from pairlib.deformer.experiment import (
     PAPER_SQUAD_WEIGHTS,
     TASK_LOSS_ONLY,

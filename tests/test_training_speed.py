@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from pairlib.core.measure import CPU_FEATURES
 from pairlib.study import training_speed
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -27,7 +28,7 @@ def test_both_loops_are_timed_on_the_same_work():
     assert row.pairlib_over_trainer == pytest.approx(row.trainer_step_ms / row.pairlib_step_ms)
     assert row.pairlib_examples_per_s == pytest.approx(8000 / row.pairlib_step_ms)
     assert row.step_peak_mb > 0 and "threads" in row.hardware
-    assert {f"cpu_{f}" for f in training_speed.CPU_FEATURES} <= set(table.columns)
+    assert {f"cpu_{f}" for f in CPU_FEATURES} <= set(table.columns)
 
 
 def test_too_few_rows_for_the_steps_is_refused_before_timing():

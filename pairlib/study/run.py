@@ -22,11 +22,14 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 
 from pairlib.core.artifacts import REPO_ROOT, shown
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 PARAMS_DIR = REPO_ROOT / "params"

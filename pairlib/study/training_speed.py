@@ -26,8 +26,9 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from pairlib.core.measure import CPU_FEATURES, cpu_features, hardware_label, peak_memory_bytes
+from pairlib.core.measure import cpu_features, hardware_label, peak_memory_bytes
 from pairlib.core.train import LossFn, TensorDictDataset, TrainConfig, freeze, train
+
 
 @dataclass
 class Workload:
