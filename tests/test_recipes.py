@@ -13,6 +13,7 @@ from pairlib.fastbert.experiment import FastBertRecipe
     ({"epochs": 0}, "FastBertRecipe.epochs must be at least 1, got 0"),
     ({"train_examples": -5}, "FastBertRecipe.train_examples must be at least 1, got -5"),
     ({"epochs": 1.5}, "FastBertRecipe.epochs must be int, got 1.5"),
+    ({"epochs": "two"}, r"FastBertRecipe.epochs must be int, got 'two' \(str\)$"),
     ({"batch_size": True}, "FastBertRecipe.batch_size must be int"),
     ({"lr": 0.0}, "FastBertRecipe.lr must be > 0"),
     ({"warmup_ratio": 1.0}, r"FastBertRecipe.warmup_ratio must be in \[0, 1\)"),

@@ -118,9 +118,9 @@ class RecipeBase:
         for f in dataclasses.fields(self):
             value, allowed = getattr(self, f.name), _allowed_types(hints[f.name])
             if not _is_instance(value, allowed):
+                hint = "; YAML reads 5e-5 as a string, write 5.0e-5" if float in allowed and _numeric(value) else ""
                 raise ValueError(f"{name}.{f.name} must be {' or '.join(t.__name__ for t in allowed)}, got "
-                                 f"{value!r} ({type(value).__name__})" + (
-                                     "; YAML reads 5e-5 as a string, write 5.0e-5" if isinstance(value, str) else ""))
+                                 f"{value!r} ({type(value).__name__}){hint}")
             if isinstance(value, bool) or value is None or f.name in self.UNBOUNDED:
                 continue
             if isinstance(value, int) and value < 1:
@@ -166,6 +166,17 @@ def _allowed_types(hint: Any) -> tuple[type, ...]:
     args = typing.get_args(hint) or (hint,)
     types = tuple(type(None) if a is type(None) else a for a in args)
     return types + ((int,) if float in types else ())  # 2 is a fine learning-rate multiplier, 2e-5 a fine lr
+
+
+def _numeric(value: Any) -> bool:
+    """A string that reads as a number (what YAML 1.1 leaves of `5e-5`)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_instance(value: Any, allowed: tuple[type, ...]) -> bool:

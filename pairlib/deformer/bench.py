@@ -12,6 +12,7 @@ sequence bound, so DeFormer lowers it far less.
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -50,7 +51,9 @@ def answer_fns(original: DeFormerPreTrainedModel, deformer: DeFormerPreTrainedMo
     return {ORIGINAL: lambda: original(**inputs), UNCACHED: lambda: deformer(**inputs),
             CACHED: cached_answer_fn(deformer, segments, cache, rows),
             FROM_DISK_WARM: cached_answer_fn(deformer, segments, cache, rows, source="disk"),
-            FROM_DISK_COLD: cached_answer_fn(deformer, segments, cache, rows, source="cold disk")}
+            # a cold read needs the OS to drop the file's pages (posix_fadvise: Linux, not macOS or Windows)
+            **({FROM_DISK_COLD: cached_answer_fn(deformer, segments, cache, rows, source="cold disk")}
+               if hasattr(os, "posix_fadvise") else {})}
 
 
 def cached_answer_fn(deformer: DeFormerPreTrainedModel, segments: Segments, cache: PassageCache,
@@ -125,7 +128,7 @@ def max_cached_difference(deformer: DeFormerPreTrainedModel, segments: Segments,
     a = output_logits(kind, fns[UNCACHED]())
     finite = torch.isfinite(a) & (a > torch.finfo(a.dtype).min / 2)
     return max(float((a - output_logits(kind, fns[way]()))[finite].abs().max())
-               for way in (CACHED, FROM_DISK_WARM, FROM_DISK_COLD))
+               for way in fns if way not in (ORIGINAL, UNCACHED))
 
 
 def cost_tables(experiment, original: DeFormerPreTrainedModel, deformer: DeFormerPreTrainedModel,
