@@ -40,6 +40,10 @@ from pairlib.deformer.modeling import (
 HEADS = {"span": DeFormerForQuestionAnswering, "pair": DeFormerForSequenceClassification,
          "choice": DeFormerForMultipleChoice}
 TASK_KINDS = {"squad": "span", "boolq": "pair", "squad_q2p": "pair", "mnli": "pair", "qqp": "pair", "race": "choice"}
+# Pair tasks: (the column read jointly with the cached one, the column cached). The paper caches BoolQ's passage,
+# MNLI's premise and QQP's first question (Table 2); the data's text_columns keep the pairs' natural order.
+PAIR_COLUMNS = {"boolq": ("question", "passage"), "squad_q2p": ("query", "passage"),
+                "mnli": ("hypothesis", "premise"), "qqp": ("question2", "question1")}
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,7 @@ class DeFormerTask:
         self.max_answer_length = max_answer_length
         self.metric = "f1" if self.kind == "span" else "accuracy"
         self.head = HEADS[self.kind]
-        self.num_labels = 2 if self.kind == "pair" else None
+        self.num_labels = len(data.get_task(name).label_names) if self.kind == "pair" else None
 
     def settings(self) -> dict:
         return {"task": self.name, "question_length": self.question_length, "passage_length": self.passage_length,
@@ -190,7 +194,7 @@ class DeFormerTask:
                                   answer_texts=[a["text"][0] for a in answers] if train else None)
         labels = [int(x) for x in ds["label"]]
         if self.kind == "pair":
-            question, passage = data.get_task(self.name).text_columns
+            question, passage = PAIR_COLUMNS[self.name]
             return pair_segments(self.tokenizer, col(question), col(passage), q, p, labels)
         return choice_segments(self.tokenizer, col("question"), col("options"), col("article"), q, p, labels)
 
