@@ -120,3 +120,20 @@ def test_deformer_loss_on_cached_teacher_outputs_equals_the_live_teacher_choice(
     assert live_terms["lrs"] > 0
     for term in live_terms:
         assert cached_terms[term] == pytest.approx(live_terms[term], rel=1e-5, abs=1e-7)
+
+
+def test_a_teacher_whose_outputs_would_not_fit_runs_live(tokenizer, tmp_path, monkeypatch):
+    from pairlib.deformer import experiment
+    seg = squad_segments(tokenizer, ["who wrote hamlet?"], [CONTEXT], 8, 24, doc_stride=12,
+                         answer_starts=[CONTEXT.index("William")], answer_texts=["William Shakespeare"])
+    exp = experiment.Experiment.__new__(experiment.Experiment)  # only the parts _teacher_outputs reads
+    exp.train_segments, exp._teacher_cache, exp.progress = seg, None, False
+    exp.task = experiment.DeFormerTask("squad", tokenizer, 8, 24)
+    teacher = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=0).eval()
+    student = _student(teacher, DeFormerForQuestionAnswering, tmp_path, 4)
+    weights = experiment.LossWeights(task=1.0, lrs=1.0)
+    need = len(seg) * 2 * (8 + 24) * 384 * 4  # rows x upper layers x tokens x hidden x fp32
+    monkeypatch.setattr(experiment, "TEACHER_CACHE_MAX_BYTES", need)
+    assert isinstance(exp._teacher_outputs(teacher, seg, None, student, weights), TeacherOutputs)
+    monkeypatch.setattr(experiment, "TEACHER_CACHE_MAX_BYTES", need - 1)
+    assert exp._teacher_outputs(teacher, seg, None, student, weights) is teacher

@@ -64,6 +64,10 @@ class LossWeights:
         return self.kd > 0 or self.lrs > 0
 
 
+# the most memory a teacher's cached outputs may take (LRS states dominate: a SQuAD window's two upper layers are
+# 0.6 MB in fp32, so 2,000 questions' 4,500 windows take 2.7 GB); above it the teacher runs in every step instead
+TEACHER_CACHE_MAX_BYTES = 6 * 2 ** 30
+
 PAPER_SQUAD_WEIGHTS = LossWeights(task=0.7, kd=1.1, lrs=0.5)  # the paper's BERT-base SQuAD setting
 PAPER_RACE_WEIGHTS = LossWeights(task=0.7, kd=0.4, lrs=0.4)
 TASK_LOSS_ONLY = LossWeights()
@@ -343,10 +347,16 @@ class Experiment:
                          split_layer=split_layer, loss_weights=asdict(weights), subset=train_examples)
 
     def _teacher_outputs(self, teacher, segments: Segments, subset: int | None, student,
-                         weights: LossWeights) -> TeacherOutputs:
+                         weights: LossWeights) -> TeacherOutputs | DeFormerPreTrainedModel:
         """The teacher's outputs on these rows, computed on first use and kept for the next student of the same
-        rows and split layer (notebook 24 trains several); one set at a time, since a SQuAD sample's take GBs."""
+        rows and split layer (notebook 24 trains several); one set at a time, since a SQuAD sample's take GBs. Rows
+        whose outputs would not fit in `TEACHER_CACHE_MAX_BYTES` get the live teacher instead."""
         upper = student.config.num_hidden_layers - student.config.split_layer if weights.lrs > 0 else 0
+        question = segments.tensors["question_input_ids"][0]  # (question_length,), or (options, question_length)
+        joint_rows = question.numel() // question.shape[-1]  # one joint sequence per option for RACE
+        tokens = joint_rows * (question.shape[-1] + segments.tensors["passage_input_ids"].shape[-1])
+        if len(segments) * upper * tokens * student.config.hidden_size * 4 > TEACHER_CACHE_MAX_BYTES:
+            return teacher
         key = (subset if segments is not self.train_segments else None, upper)
         if self._teacher_cache is None or self._teacher_cache[0] != key:
             self._teacher_cache = key, teacher_outputs(self.task.kind, teacher, segments, upper, self.progress)
