@@ -159,6 +159,9 @@ class Task:
     hub: str = ""  # Hugging Face dataset id used when the local copy is absent and the Hub answers
     load_local: Callable[[Path], datasets.DatasetDict] = field(default=None, repr=False)  # type: ignore[assignment]
     load_hub: Callable[[], datasets.DatasetDict] | None = field(default=None, repr=False)
+    # set (or changed) when the local data of a split changes, so that models trained on the old data, whose folders
+    # are named by their settings, are not found and reused for the new; "" for data that never changed
+    data_version: str = ""
 
 
 TASKS: dict[str, Task] = {}
@@ -373,6 +376,7 @@ _register(Task(
                 "MANIFEST.md); validation is the official dev set (3,270), the split the paper reports on",
                 "fewglue32 holds the 32 FewGLUE train examples (all of them in train), for reference only"),
     source="BoolQ (Clark et al. 2019)", hub="google/boolq", load_local=_load_boolq, load_hub=_hub_boolq,
+    data_version="official-train",  # before: train and validation derived from the dev set
 ))
 
 MNLI_LABELS = ("entailment", "neutral", "contradiction")  # GLUE's label ids 0, 1, 2

@@ -150,11 +150,15 @@ class RecipeBase:
     def model_settings(self) -> dict[str, Any]:
         """The settings that can change a trained model: what names its artifact folder. The precision is the one
         this machine trains in ("auto" resolved), and is left out at fp32 so that folders named before it existed
-        keep their names."""
+        keep their names; so is the task's data version unless its data changed (`data.Task.data_version`)."""
         settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
         settings["precision"] = self.training_precision()
         if settings["precision"] == "fp32":
             del settings["precision"]
+        if isinstance(getattr(self, "task", None), str):
+            from pairlib.core.data import get_task
+            if get_task(self.task).data_version:
+                settings["data"] = get_task(self.task).data_version
         return settings
 
     def training_precision(self) -> str:
