@@ -2,7 +2,7 @@
 
 Layers, each importing only those above it (tests/test_layout.py checks it):
 
-    core       data (tasks) -> backbone -> train (the loop), losses, metrics, measure, artifacts
+    core       data (tasks) -> backbone -> train (the loop), teacher_cache, losses, metrics, measure, artifacts
     deformer   modeling -> inputs -> experiment (training) -> bench (measurement)      } one package per paper;
     fastbert   modeling -> experiment                                                    } none imports another
     dipair     modeling -> experiment -> bench                                           }

@@ -2,6 +2,7 @@ import hashlib
 import json
 import time
 
+import pandas as pd
 import pytest
 
 from pairlib.core import data
@@ -9,7 +10,9 @@ from pairlib.core import data
 # Counts from ../shared/data/MANIFEST.md; derived splits are checked by their sum (see Task.deviations).
 MANIFEST_COUNTS = {
     "squad": {"train": 87599, "validation": 10570},
-    "boolq": {"train+validation": 3270, "fewglue32": 32},
+    "boolq": {"train": 9427, "validation": 3270, "fewglue32": 32},
+    "mnli": {"train": 9999, "validation": 9815},
+    "qqp": {"train+validation+test": 9999},
     "race": {"train+validation": 1436, "test": 1436},
     "ag_news": {"train+validation": 20000, "test": 7600},
     "wikiqa": {"train": 20360, "validation": 2733, "test": 6165},
@@ -62,9 +65,37 @@ def test_ms_marco_rows_become_candidates():
         {"query_id": "7", "query": "q", "passage_id": "7-1", "passage": "b", "label": 1}]
 
 
-def test_derived_splits_do_not_share_passages(loaded):
+def test_boolq_is_the_official_train_and_dev(loaded):
     boolq = _load(loaded, "boolq")
-    assert not set(boolq["train"]["title"]) & set(boolq["validation"]["title"])
+    assert sum(boolq["train"]["label"]) == 5874 and sum(boolq["validation"]["label"]) == 2033  # MANIFEST's counts
+    train = set(zip(boolq["train"]["question"], boolq["train"]["passage"]))
+    fewglue = {(q, p.split(" -- ", 1)[1]) for q, p in zip(boolq["fewglue32"]["question"],
+                                                          boolq["fewglue32"]["passage"])}
+    assert len(fewglue) == 32 and fewglue <= train  # FewGLUE's passages are "<title> -- <passage>"
+    assert not train & set(zip(boolq["validation"]["question"], boolq["validation"]["passage"]))
+
+
+def test_mnli_labels_are_glue_ids_with_the_official_dev_counts(loaded):
+    mnli = _load(loaded, "mnli")
+    counts = pd.Series(mnli["validation"]["label"]).value_counts().to_dict()
+    assert counts == {0: 3479, 1: 3123, 2: 3213}  # entailment, neutral, contradiction: MANIFEST's (and GLUE's)
+    assert not set(zip(mnli["train"]["premise"], mnli["train"]["hypothesis"])) & set(
+        zip(mnli["validation"]["premise"], mnli["validation"]["hypothesis"]))
+
+
+def test_qqp_splits_are_deterministic_and_disjoint(loaded):
+    qqp = _load(loaded, "qqp")
+    again = data.get_task("qqp").load_local(data.data_root())
+    pairs = {}
+    for split in ("train", "validation", "test"):
+        assert qqp[split]["question1"] == again[split]["question1"], split
+        pairs[split] = set(zip(qqp[split]["question1"], qqp[split]["question2"]))
+    assert not pairs["train"] & pairs["validation"] and not pairs["train"] & pairs["test"]
+    assert not pairs["validation"] & pairs["test"]
+    assert sum(sum(qqp[s]["label"]) for s in pairs) == 3252 + 377  # MANIFEST's duplicates in the two files
+
+
+def test_derived_splits_do_not_share_passages(loaded):
     race = _load(loaded, "race")
     assert not set(race["train"]["example_id"]) & set(race["validation"]["example_id"])
 

@@ -58,3 +58,11 @@ def test_precision_names_the_folder_only_when_it_is_not_fp32(monkeypatch):
     assert "precision" not in DiPairRecipe().settings_for("teacher")
     with pytest.raises(ValueError, match="precision must be one of"):
         FastBertRecipe(task="ag_news", precision="fp16")
+
+
+def test_a_task_whose_data_changed_names_new_model_folders():
+    from pairlib.deformer.experiment import Recipe
+    boolq = Recipe(task="boolq", question_length=8, passage_length=8).model_settings()
+    squad = Recipe(task="squad", question_length=8, passage_length=8).model_settings()
+    assert boolq["data"] == "official-train", "models trained on the derived BoolQ split must not be reused"
+    assert "data" not in squad, "folders of tasks whose data never changed keep their names"

@@ -40,3 +40,18 @@ def test_each_precision_gets_its_own_row():
     table = training_speed.measure([_workload()], batch_size=8, steps=2, warmup=1, repeats=1,
                                    precisions=("fp32", "bf16"))
     assert list(table.precision) == ["fp32", "bf16"] and table.pairlib_step_ms.gt(0).all()
+
+
+def test_step_phases_time_each_part_and_price_dropout():
+    phases = training_speed.step_phases(_workload(), batch_size=8, repeats=2)
+    assert set(phases) == {"train_forward_ms", "backward_ms", "clip_ms", "adamw_default_ms", "adamw_fused_ms",
+                           "forward_backward_no_dropout_ms"}
+    assert all(v > 0 for v in phases.values())
+
+
+def test_a_workload_on_cached_teacher_outputs_carries_row_indices():
+    from pairlib.core.teacher_cache import ROW_INDEX, TeacherOutputs
+    w = _workload()
+    w.teacher = TeacherOutputs(lambda b: {"y": b["y"]}, w.rows, progress=False)
+    assert w.batch(4)[ROW_INDEX].tolist() == [0, 1, 2, 3]
+    assert ROW_INDEX not in _workload().batch(4)

@@ -118,10 +118,12 @@ def hash_bucket(key: str, buckets: int = 100) -> int:
     return int(hashlib.md5(key.encode("utf-8")).hexdigest()[:8], 16) % buckets
 
 
-def split_by_hash(rows: list[dict], key: str, cuts: dict[str, int]) -> dict[str, datasets.Dataset]:
+def split_by_hash(rows: list[dict], key: str | Callable[[dict], str],
+                  cuts: dict[str, int]) -> dict[str, datasets.Dataset]:
     """Derive splits deterministically: a row goes to the first split whose cumulative cut exceeds the hash bucket
-    (0-99) of `row[key]`; rows sharing a key (a passage title, an article) always land in the same split."""
-    buckets = [hash_bucket(r[key]) for r in rows]
+    (0-99) of `row[key]` (or of `key(row)`); rows sharing a key (a passage title, an article) always land in the
+    same split."""
+    buckets = [hash_bucket(key(r) if callable(key) else r[key]) for r in rows]
     out, low = {}, 0
     for split, high in cuts.items():
         out[split] = _records([r for r, b in zip(rows, buckets) if low <= b < high])
@@ -157,6 +159,9 @@ class Task:
     hub: str = ""  # Hugging Face dataset id used when the local copy is absent and the Hub answers
     load_local: Callable[[Path], datasets.DatasetDict] = field(default=None, repr=False)  # type: ignore[assignment]
     load_hub: Callable[[], datasets.DatasetDict] | None = field(default=None, repr=False)
+    # set (or changed) when the local data of a split changes, so that models trained on the old data, whose folders
+    # are named by their settings, are not found and reused for the new; "" for data that never changed
+    data_version: str = ""
 
 
 TASKS: dict[str, Task] = {}
@@ -343,18 +348,15 @@ _register(Task(
 # ----------------------------------------------------------------------------------------------------------------
 # BoolQ and RACE (DeFormer); their train splits are derived
 
-BOOLQ_TRAIN_BUCKETS = 70  # % of dev titles used for the derived train split
-
-
 def _boolq_rows(items: list[dict]) -> list[dict]:
     return [{"question": r["question"], "passage": r["passage"], "title": r.get("title", ""),
              "label": int(r["answer"] if "answer" in r else r["label"])} for r in items]
 
 
 def _load_boolq(root: Path) -> datasets.DatasetDict:
-    dev = _boolq_rows(_read_jsonl(root / "boolq/dev.jsonl.gz"))
     return datasets.DatasetDict({
-        **split_by_hash(dev, "title", {"train": BOOLQ_TRAIN_BUCKETS, "validation": 100}),
+        "train": _records(_boolq_rows(_read_jsonl(root / "boolq/train.jsonl.gz"))),
+        "validation": _records(_boolq_rows(_read_jsonl(root / "boolq/dev.jsonl.gz"))),
         "fewglue32": _records(_boolq_rows(_read_jsonl(root / "boolq/fewglue_train32.jsonl.gz"))),
     })
 
@@ -366,15 +368,89 @@ def _hub_boolq() -> datasets.DatasetDict:
 
 _register(Task(
     name="boolq", kind="pair_cls", language="en",
-    files=("boolq/dev.jsonl.gz", "boolq/fewglue_train32.jsonl.gz"),
+    files=("boolq/train.jsonl.gz", "boolq/dev.jsonl.gz", "boolq/fewglue_train32.jsonl.gz"),
     columns={"question": "yes/no question", "passage": "Wikipedia passage", "title": "passage title",
              "label": "1 = yes (True), 0 = no (False)"},
     text_columns=("question", "passage"), label_names=("false", "true"),
-    deviations=("the official train set (9,427) is not available offline: train and validation are both derived "
-                f"from the official dev set (3,270), split by passage title hash ({BOOLQ_TRAIN_BUCKETS}% of "
-                "titles to train), so no passage is in both; scores are not comparable to dev-set results",
-                "fewglue32 holds the 32 FewGLUE train examples, for reference only"),
+    deviations=("train is the official train set (9,427) rebuilt byte-identical from a PyPI package's copy (see "
+                "MANIFEST.md); validation is the official dev set (3,270), the split the paper reports on",
+                "fewglue32 holds the 32 FewGLUE train examples (all of them in train), for reference only"),
     source="BoolQ (Clark et al. 2019)", hub="google/boolq", load_local=_load_boolq, load_hub=_hub_boolq,
+    data_version="official-train",  # before: train and validation derived from the dev set
+))
+
+MNLI_LABELS = ("entailment", "neutral", "contradiction")  # GLUE's label ids 0, 1, 2
+
+
+def _read_json_samples(path: Path) -> list[dict]:
+    """The GLUE train samples' format: one JSON object {"<i>": {"text_a", "text_b", "label"}}, in key order."""
+    with _open_text(path) as f:
+        rows = json.load(f)
+    return [rows[k] for k in sorted(rows, key=int)]
+
+
+def _load_mnli(root: Path) -> datasets.DatasetDict:
+    def pairs(items: list[dict], first: str, second: str, label: str) -> list[dict]:
+        return [{"premise": r[first], "hypothesis": r[second], "label": MNLI_LABELS.index(r[label])} for r in items]
+
+    train = [*_read_json_samples(root / "mnli/train_sample_a8999.json.gz"),
+             *_read_json_samples(root / "mnli/train_sample_b1000.json.gz")]
+    return datasets.DatasetDict({
+        "train": _records(pairs(train, "text_a", "text_b", "label")),
+        "validation": _records(pairs(_read_jsonl(root / "mnli/dev_matched.jsonl.gz"), "premise", "hypothesis",
+                                     "label")),
+    })
+
+
+def _hub_mnli() -> datasets.DatasetDict:
+    dd = datasets.load_dataset("nyu-mll/glue", "mnli")
+    return datasets.DatasetDict({"train": dd["train"].remove_columns(["idx"]),
+                                 "validation": dd["validation_matched"].remove_columns(["idx"])})
+
+
+_register(Task(
+    name="mnli", kind="pair_cls", language="en",
+    files=("mnli/train_sample_a8999.json.gz", "mnli/train_sample_b1000.json.gz", "mnli/dev_matched.jsonl.gz"),
+    columns={"premise": "premise sentence", "hypothesis": "hypothesis sentence",
+             "label": "0 entailment, 1 neutral, 2 contradiction (GLUE's ids)"},
+    text_columns=("premise", "hypothesis"), label_names=MNLI_LABELS,
+    deviations=("train is a random sample of 9,999 of the 392,702 official train pairs (its seed is not recorded); "
+                "validation is the official dev_matched set (9,815); dev_mismatched is not available",),
+    source="MultiNLI (Williams et al. 2018), GLUE", hub="nyu-mll/glue", load_local=_load_mnli, load_hub=_hub_mnli,
+))
+
+QQP_SPLIT_BUCKETS = (80, 90)  # train / validation / test cuts of the train sample, by hash of the question pair
+
+
+def _qqp_pair(row: dict) -> str:
+    return row["question1"] + "\t" + row["question2"]
+
+
+def _load_qqp(root: Path) -> datasets.DatasetDict:
+    rows = [{"question1": r["text_a"], "question2": r["text_b"], "label": int(r["label"])}
+            for name in ("train_sample_a8999.json.gz", "train_sample_b1000.json.gz")
+            for r in _read_json_samples(root / "qqp" / name)]
+    lo, hi = QQP_SPLIT_BUCKETS
+    return datasets.DatasetDict(split_by_hash(rows, _qqp_pair, {"train": lo, "validation": hi, "test": 100}))
+
+
+def _hub_qqp() -> datasets.DatasetDict:
+    dd = datasets.load_dataset("nyu-mll/glue", "qqp")
+    return datasets.DatasetDict({"train": dd["train"].remove_columns(["idx"]),
+                                 "validation": dd["validation"].remove_columns(["idx"])})
+
+
+_register(Task(
+    name="qqp", kind="pair_cls", language="en",
+    files=("qqp/train_sample_a8999.json.gz", "qqp/train_sample_b1000.json.gz"),
+    columns={"question1": "Quora question", "question2": "Quora question",
+             "label": "1 if the two ask the same thing (duplicate), else 0"},
+    text_columns=("question1", "question2"), label_names=("different", "duplicate"),
+    deviations=("only a random sample of 9,999 of the 363,846 official train pairs is available (no dev set): "
+                f"train / validation / test are derived from it {QQP_SPLIT_BUCKETS[0]}/"
+                f"{QQP_SPLIT_BUCKETS[1] - QQP_SPLIT_BUCKETS[0]}/{100 - QQP_SPLIT_BUCKETS[1]} by a hash of the "
+                "question pair; a question asked in two pairs can fall in two splits",),
+    source="Quora Question Pairs, GLUE", hub="nyu-mll/glue", load_local=_load_qqp, load_hub=_hub_qqp,
 ))
 
 RACE_TRAIN_BUCKETS = 80  # % of RACE-M dev articles used for the derived train split

@@ -7,7 +7,7 @@ evaluation after each epoch, the best checkpoint kept in `<output_dir>/best`, an
 `<output_dir>/last` written each epoch (and every `save_every_steps`), so an interrupted run continues where it
 stopped. Once a run finishes, `last` keeps only its trainer state: the optimizer's moments are twice the model's size,
 and a notebook trains dozens of models, so keeping them filled disks. A frozen teacher for distillation is moved to
-the device and handed to the loss function.
+the device and handed to the loss function; so are its outputs computed once (`teacher_cache.TeacherOutputs`).
 """
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from pairlib.core.artifacts import recover_folder, replace_folder, shown
+from pairlib.core.teacher_cache import ROW_INDEX, TeacherOutputs
 
-LossFn = Callable[[torch.nn.Module, dict, torch.nn.Module | None], "torch.Tensor | tuple[torch.Tensor, dict]"]
+Teacher = torch.nn.Module | TeacherOutputs | None  # a live teacher, or its outputs computed once
+LossFn = Callable[[torch.nn.Module, dict, Teacher], "torch.Tensor | tuple[torch.Tensor, dict]"]
 EvalFn = Callable[[torch.nn.Module], dict[str, float]]
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -148,11 +150,15 @@ class RecipeBase:
     def model_settings(self) -> dict[str, Any]:
         """The settings that can change a trained model: what names its artifact folder. The precision is the one
         this machine trains in ("auto" resolved), and is left out at fp32 so that folders named before it existed
-        keep their names."""
+        keep their names; so is the task's data version unless its data changed (`data.Task.data_version`)."""
         settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
         settings["precision"] = self.training_precision()
         if settings["precision"] == "fp32":
             del settings["precision"]
+        if isinstance(getattr(self, "task", None), str):
+            from pairlib.core.data import get_task
+            if get_task(self.task).data_version:
+                settings["data"] = get_task(self.task).data_version
         return settings
 
     def training_precision(self) -> str:
@@ -186,13 +192,17 @@ def _is_instance(value: Any, allowed: tuple[type, ...]) -> bool:
 
 
 class TensorDictDataset(torch.utils.data.Dataset):
-    """Rows of a dict of equally long tensors, as dicts (the default collate stacks them back into a batch)."""
+    """Rows of a dict of equally long tensors, as dicts (the default collate stacks them back into a batch); with
+    `index`, each row also carries its position under `teacher_cache.ROW_INDEX`, by which cached teacher outputs
+    are found."""
 
-    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+    def __init__(self, tensors: dict[str, torch.Tensor], index: bool = False) -> None:
         lengths = {len(v) for v in tensors.values()}
         if len(lengths) != 1:
             raise ValueError(f"tensors of different lengths: { {k: len(v) for k, v in tensors.items()} }")
-        self.tensors = tensors
+        self.tensors = dict(tensors)
+        if index:
+            self.tensors[ROW_INDEX] = torch.arange(lengths.pop())
 
     def __len__(self) -> int:
         return len(next(iter(self.tensors.values())))
@@ -234,6 +244,15 @@ def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float,
             for (group_lr, decays), ps in groups.items()]
 
 
+def adamw(groups: list[dict], lr: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW as one fused kernel where torch has one for the device (CPU and CUDA): on CPU torch's default is a
+    Python loop over the parameters, which took a third of a MiniLM step on SQuAD windows (notebook 93); the fused
+    update is the same arithmetic (tests/test_train_fast_paths.py) at a third of the cost."""
+    model_device = {p.device.type for g in groups for p in g["params"]} or {device.type}
+    fused = model_device <= {"cpu", "cuda"} and all(p.is_floating_point() for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
+
+
 def seed_new_weights(seed: int) -> None:
     """Seed every generator before a model with new layers (heads, classifiers, score layers) is built: they are
     initialised when the model is built, before `train` seeds anything, and torch seeds its default generator
@@ -256,7 +275,7 @@ def save_model(model: torch.nn.Module, path: Path) -> None:
 
 
 def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: LossFn, config: TrainConfig,
-          evaluate: EvalFn | None = None, teacher: torch.nn.Module | None = None) -> TrainResult:
+          evaluate: EvalFn | None = None, teacher: Teacher = None) -> TrainResult:
     if config.metric and evaluate is None:
         raise ValueError(f"TrainConfig.metric={config.metric!r} needs an evaluate function")
     out = Path(config.output_dir)
@@ -267,10 +286,9 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
     acc = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=on_cpu, kwargs_handlers=[ddp])
     set_seed(config.seed)
     freeze(model, config.frozen)
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay, config.lr, config.lr_by_prefix),
-                                  lr=config.lr)
+    optimizer = adamw(_param_groups(model, config.weight_decay, config.lr, config.lr_by_prefix), config.lr, acc.device)
     model, optimizer = acc.prepare(model, optimizer)
-    if teacher is not None:
+    if isinstance(teacher, torch.nn.Module):
         teacher = teacher.to(acc.device).eval().requires_grad_(False)
 
     def loader(epoch: int) -> DataLoader:
@@ -396,7 +414,7 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
 
 
 def train_and_reload(model: torch.nn.Module, train_data, loss_fn: LossFn, config: TrainConfig,
-                     teacher: torch.nn.Module | None = None, load: Callable | None = None):
+                     teacher: Teacher = None, load: Callable | None = None):
     """`train`, then the trained model read back from `<output_dir>/best` (so a run that was already finished, or
     resumed, gives the same model as a fresh one). `load(path)` defaults to the model class's `from_pretrained`."""
     from pairlib.core.backbone import quiet_transformers

@@ -19,6 +19,7 @@ from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir, written_atomically
 from pairlib.core.backbone import quiet_transformers
 from pairlib.core.losses import kd_loss, lrs_loss, weighted_sum
+from pairlib.core.teacher_cache import TeacherOutputs
 from pairlib.core.train import (
     RecipeBase,
     TensorDictDataset,
@@ -38,7 +39,11 @@ from pairlib.deformer.modeling import (
 
 HEADS = {"span": DeFormerForQuestionAnswering, "pair": DeFormerForSequenceClassification,
          "choice": DeFormerForMultipleChoice}
-TASK_KINDS = {"squad": "span", "boolq": "pair", "squad_q2p": "pair", "race": "choice"}
+TASK_KINDS = {"squad": "span", "boolq": "pair", "squad_q2p": "pair", "mnli": "pair", "qqp": "pair", "race": "choice"}
+# Pair tasks: (the column read jointly with the cached one, the column cached). The paper caches BoolQ's passage,
+# MNLI's premise and QQP's first question (Table 2); the data's text_columns keep the pairs' natural order.
+PAIR_COLUMNS = {"boolq": ("question", "passage"), "squad_q2p": ("query", "passage"),
+                "mnli": ("hypothesis", "premise"), "qqp": ("question2", "question1")}
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ class LossWeights:
     def needs_teacher(self) -> bool:
         return self.kd > 0 or self.lrs > 0
 
+
+# the most memory a teacher's cached outputs may take (LRS states dominate: a SQuAD window's two upper layers are
+# 0.6 MB in fp32, so 2,000 questions' 4,500 windows take 2.7 GB); above it the teacher runs in every step instead
+TEACHER_CACHE_MAX_BYTES = 6 * 2 ** 30
 
 PAPER_SQUAD_WEIGHTS = LossWeights(task=0.7, kd=1.1, lrs=0.5)  # the paper's BERT-base SQuAD setting
 PAPER_RACE_WEIGHTS = LossWeights(task=0.7, kd=0.4, lrs=0.4)
@@ -81,7 +90,8 @@ def task_loss(kind: str, out, batch: dict) -> torch.Tensor:
 
 
 def deformer_loss(kind: str, weights: LossWeights):
-    """`loss_fn(model, batch, teacher)` for `train.train`: the weighted sum, leaving out switched-off terms."""
+    """`loss_fn(model, batch, teacher)` for `train.train`: the weighted sum, leaving out switched-off terms. The
+    teacher is the fine-tuned original model, run in the step, or its outputs computed once (`teacher_outputs`)."""
 
     def loss_fn(model, batch, teacher):
         inputs = model_inputs(batch)
@@ -90,17 +100,39 @@ def deformer_loss(kind: str, weights: LossWeights):
         if weights.needs_teacher:
             if teacher is None:
                 raise ValueError("KD and LRS need the fine-tuned original model as teacher")
-            with torch.no_grad():
-                t = teacher(**inputs, output_upper_hidden_states=weights.lrs > 0)
+            upper = len(out.upper_hidden_states) if weights.lrs > 0 else 0
+            t = teacher(batch) if isinstance(teacher, TeacherOutputs) else teacher_targets(kind, teacher, batch, upper)
             if weights.kd > 0:
-                terms["kd"] = kd_loss(output_logits(kind, out), output_logits(kind, t), weights.temperature)
+                terms["kd"] = kd_loss(output_logits(kind, out), t["logits"], weights.temperature)
             if weights.lrs > 0:
-                k = len(t.upper_hidden_states) - len(out.upper_hidden_states)  # teacher (k=0) keeps all layers
-                terms["lrs"] = lrs_loss(out.upper_hidden_states, t.upper_hidden_states[k:],
-                                        joint_attention_mask(kind, inputs))
+                states = [t[f"upper_{i}"] for i in range(upper)]
+                if kind == "choice":  # kept one row per question, as the encoder runs them: one per option
+                    states = [h.flatten(0, 1) for h in states]
+                terms["lrs"] = lrs_loss(out.upper_hidden_states, states, joint_attention_mask(kind, inputs))
         return weighted_sum(terms, {"task": weights.task, "kd": weights.kd, "lrs": weights.lrs})
 
     return loss_fn
+
+
+def teacher_targets(kind: str, teacher: DeFormerPreTrainedModel, batch: dict, upper_layers: int) -> dict:
+    """What a student is distilled towards: the teacher's logits (KD) and the states of its last `upper_layers`
+    layers (LRS: a student with k lower layers matches the teacher's layers above k)."""
+    with torch.no_grad():
+        t = teacher(**model_inputs(batch), output_upper_hidden_states=upper_layers > 0)
+    logits = output_logits(kind, t)
+    upper = t.upper_hidden_states[len(t.upper_hidden_states) - upper_layers:] if upper_layers else ()
+    if kind == "choice":  # (questions x options, ...) -> (questions, options, ...): one entry per training row
+        upper = [h.unflatten(0, (len(logits), -1)) for h in upper]
+    return {"logits": logits, **{f"upper_{i}": h for i, h in enumerate(upper)}}
+
+
+def teacher_outputs(kind: str, teacher: DeFormerPreTrainedModel, segments: Segments, upper_layers: int,
+                    progress: bool = True) -> TeacherOutputs:
+    """`teacher_targets` of every training row, computed once on first use (see `core.teacher_cache`)."""
+    def outputs_of(batch: dict) -> dict:
+        return teacher_targets(kind, teacher.to(next(iter(batch.values())).device).eval(), batch, upper_layers)
+
+    return TeacherOutputs(outputs_of, segments.tensors, progress=progress)
 
 
 def joint_attention_mask(kind: str, inputs: dict) -> torch.Tensor:
@@ -147,7 +179,7 @@ class DeFormerTask:
         self.max_answer_length = max_answer_length
         self.metric = "f1" if self.kind == "span" else "accuracy"
         self.head = HEADS[self.kind]
-        self.num_labels = 2 if self.kind == "pair" else None
+        self.num_labels = len(data.get_task(name).label_names) if self.kind == "pair" else None
 
     def settings(self) -> dict:
         return {"task": self.name, "question_length": self.question_length, "passage_length": self.passage_length,
@@ -166,7 +198,7 @@ class DeFormerTask:
                                   answer_texts=[a["text"][0] for a in answers] if train else None)
         labels = [int(x) for x in ds["label"]]
         if self.kind == "pair":
-            question, passage = data.get_task(self.name).text_columns
+            question, passage = PAIR_COLUMNS[self.name]
             return pair_segments(self.tokenizer, col(question), col(passage), q, p, labels)
         return choice_segments(self.tokenizer, col("question"), col("options"), col("article"), q, p, labels)
 
@@ -207,7 +239,7 @@ def write_predictions(answers: dict[str, str], path: str | Path) -> None:
 
 
 def fine_tune(task: DeFormerTask, model: DeFormerPreTrainedModel, train_segments: Segments, output_dir: str | Path,
-              weights: LossWeights = TASK_LOSS_ONLY, teacher: DeFormerPreTrainedModel | None = None,
+              weights: LossWeights = TASK_LOSS_ONLY, teacher: DeFormerPreTrainedModel | TeacherOutputs | None = None,
               epochs: int = 1, lr: float = 5e-5, batch_size: int = 16, warmup_ratio: float = 0.1, seed: int = 42,
               max_steps: int | None = None, save_every_steps: int | None = None, precision: str = "fp32",
               progress: bool = True) -> tuple[DeFormerPreTrainedModel, TrainResult]:
@@ -219,7 +251,8 @@ def fine_tune(task: DeFormerTask, model: DeFormerPreTrainedModel, train_segments
                          warmup_ratio=warmup_ratio, seed=seed, max_steps=max_steps,
                          save_every_steps=save_every_steps, precision=precision, progress=progress)
     k = model.config.split_layer
-    return train_and_reload(model, TensorDictDataset(train_segments.tensors), deformer_loss(task.kind, weights),
+    rows = TensorDictDataset(train_segments.tensors, index=isinstance(teacher, TeacherOutputs))
+    return train_and_reload(model, rows, deformer_loss(task.kind, weights),
                             config, teacher=teacher if weights.needs_teacher else None,
                             load=lambda path: task.load_model(path, split_layer=k))
 
@@ -271,6 +304,7 @@ class Experiment:
         self.eval_segments = self.task.segments(self.eval_set)
         self.records: list[dict] = []
         self._baseline: DeFormerPreTrainedModel | None = None
+        self._teacher_cache: tuple[tuple, TeacherOutputs] | None = None
 
     def artifact_dir(self, name: str, **extra) -> Path:
         """The folder of a model (or cache) of this experiment, named by everything it depends on."""
@@ -307,8 +341,26 @@ class Experiment:
         if train_examples is not None and train_examples < len(self.train_set):
             segments = self.task.segments(self.train_set.select(range(train_examples)), train=True)
         name = f"k{split_layer}-task{weights.task:g}-kd{weights.kd:g}-lrs{weights.lrs:g}"
-        return self._fit(name, model, weights, base, epochs or self.recipe.deformer_epochs, segments,
+        teacher = (self._teacher_outputs(base, segments, train_examples, model, weights) if weights.needs_teacher
+                   else None)
+        return self._fit(name, model, weights, teacher, epochs or self.recipe.deformer_epochs, segments,
                          split_layer=split_layer, loss_weights=asdict(weights), subset=train_examples)
+
+    def _teacher_outputs(self, teacher, segments: Segments, subset: int | None, student,
+                         weights: LossWeights) -> TeacherOutputs | DeFormerPreTrainedModel:
+        """The teacher's outputs on these rows, computed on first use and kept for the next student of the same
+        rows and split layer (notebook 24 trains several); one set at a time, since a SQuAD sample's take GBs. Rows
+        whose outputs would not fit in `TEACHER_CACHE_MAX_BYTES` get the live teacher instead."""
+        upper = student.config.num_hidden_layers - student.config.split_layer if weights.lrs > 0 else 0
+        question = segments.tensors["question_input_ids"][0]  # (question_length,), or (options, question_length)
+        joint_rows = question.numel() // question.shape[-1]  # one joint sequence per option for RACE
+        tokens = joint_rows * (question.shape[-1] + segments.tensors["passage_input_ids"].shape[-1])
+        if len(segments) * upper * tokens * student.config.hidden_size * 4 > TEACHER_CACHE_MAX_BYTES:
+            return teacher
+        key = (subset if segments is not self.train_segments else None, upper)
+        if self._teacher_cache is None or self._teacher_cache[0] != key:
+            self._teacher_cache = key, teacher_outputs(self.task.kind, teacher, segments, upper, self.progress)
+        return self._teacher_cache[1]
 
     @property
     def original_dir(self) -> Path:

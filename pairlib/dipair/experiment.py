@@ -74,8 +74,9 @@ class DiPairRecipe(RecipeBase):
         for kind, own in MODEL_DEPENDENCIES.items():
             names += own
             if kind == model:
-                # the precision every model trains in, as RecipeBase.model_settings gives it (absent at fp32)
-                precision = {k: v for k, v in self.model_settings().items() if k == "precision"}
+                # the precision every model trains in and the data's version, as RecipeBase.model_settings gives
+                # them (absent at fp32 and for data that never changed)
+                precision = {k: v for k, v in self.model_settings().items() if k in ("precision", "data")}
                 return {**{name: getattr(self, name) for name in names}, **precision}
         raise AssertionError("unreachable")
 

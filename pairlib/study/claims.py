@@ -23,6 +23,8 @@ NOTEBOOK_CLAIMS: dict[str, tuple[str, ...]] = {
     "22_deformer_race": ("deformer.race.acc_drop", "deformer.race.speedup"),
     "23_deformer_split_sweep": ("deformer.sweep.speedup_at_k",),
     "24_deformer_ablation": ("deformer.ablation.no_aux", "deformer.ablation.kd_only", "deformer.ablation.kd_lrs"),
+    "26_deformer_pairs": ("deformer.mnli.acc_drop", "deformer.mnli.speedup", "deformer.qqp.acc_drop",
+                          "deformer.qqp.speedup"),
     "30_fastbert_train": tuple(f"fastbert.{t}.acc@0.5" for t in CHINESE_TASKS),
     "31_fastbert_speed_accuracy": (*(f"fastbert.agnews.{m}@{s}" for m in ("acc", "flops_speedup")
                                      for s in (0.1, 0.5, 0.8)), "fastbert.agnews.wallclock_speedup@0.5"),

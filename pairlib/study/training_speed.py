@@ -10,9 +10,10 @@ profile's lengths and batch size). In this one process, on this machine, each is
   `compute_loss`), learning rate, warm-up, weight decay and clipping, and its defaults for a CPU machine otherwise;
   timed from one step's end to the next.
 Training efficiency is 3 x forward / pairlib's step (1.0: a step costs the usual three forward passes; a step with a
-frozen teacher's forward inside it, as DeFormer's KD + LRS, is dearer by that forward). Peak memory is the most bytes
-of tensors alive at once during one forward and backward pass (`measure.peak_memory_bytes`), the same work for both
-loops.
+frozen teacher's forward inside it, as DeFormer's KD + LRS, is dearer by that forward, unless the teacher's outputs
+are cached). Peak memory is the most bytes of tensors alive at once during one forward and backward pass
+(`measure.peak_memory_bytes`), the same work for both loops. `step_phases` says where a step's time goes (forward,
+backward, clipping, AdamW, and what dropout costs), so that an efficiency below 1 has its cause beside it.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ import pandas as pd
 import torch
 
 from pairlib.core.measure import cpu_features, hardware_label, peak_memory_bytes
-from pairlib.core.train import LossFn, TensorDictDataset, TrainConfig, freeze, train
+from pairlib.core.teacher_cache import TeacherOutputs
+from pairlib.core.train import LossFn, TensorDictDataset, TrainConfig, adamw, freeze, train
 
 
 @dataclass
@@ -40,11 +42,19 @@ class Workload:
     loss_fn: LossFn
     rows: dict[str, torch.Tensor]
     forward: Callable[[torch.nn.Module, dict], object]
-    teacher: torch.nn.Module | None = None
+    teacher: torch.nn.Module | TeacherOutputs | None = None
     frozen: tuple[str, ...] = ()
     lr: float = 5e-5
     length: str = ""  # the input shape, for the table
     extra: dict = field(default_factory=dict)
+
+    def dataset(self) -> TensorDictDataset:
+        """The rows, each with its index where the teacher is outputs looked up by row."""
+        return TensorDictDataset(self.rows, index=isinstance(self.teacher, TeacherOutputs))
+
+    def batch(self, size: int) -> dict[str, torch.Tensor]:
+        data = self.dataset()
+        return {k: v[:size] for k, v in data.tensors.items()}
 
 
 def _median_step(stamps: list[float], warmup: int) -> float:
@@ -65,7 +75,7 @@ def time_pairlib(w: Workload, batch_size: int, steps: int, warmup: int, precisio
     with tempfile.TemporaryDirectory() as out:
         config = TrainConfig(output_dir=out, epochs=1, lr=w.lr, batch_size=batch_size, max_steps=steps + warmup + 1,
                              frozen=w.frozen, resume=False, progress=False, precision=precision)
-        train(w.build(), TensorDictDataset(w.rows), None, timed_loss, config, teacher=w.teacher)
+        train(w.build(), w.dataset(), None, timed_loss, config, teacher=w.teacher)
     return _median_step(stamps, warmup)
 
 
@@ -92,7 +102,7 @@ def time_trainer(w: Workload, batch_size: int, steps: int, warmup: int, precisio
                                  weight_decay=0.01, max_grad_norm=1.0, use_cpu=not torch.cuda.is_available(),
                                  report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True,
                                  remove_unused_columns=False, seed=42, bf16=precision == "bf16")
-        SameLoss(model=model, args=args, train_dataset=TensorDictDataset(w.rows), callbacks=[Stamp()]).train()
+        SameLoss(model=model, args=args, train_dataset=w.dataset(), callbacks=[Stamp()]).train()
     return _median_step(stamps, warmup)
 
 
@@ -102,7 +112,7 @@ def _autocast(precision: str):
 
 def time_forward(w: Workload, batch_size: int, repeats: int, precision: str = "fp32") -> float:
     model = w.build().eval()
-    batch = {k: v[:batch_size] for k, v in w.rows.items()}
+    batch = w.batch(batch_size)
     with torch.inference_mode(), _autocast(precision):
         w.forward(model, batch)  # warm-up
         times = []
@@ -113,16 +123,59 @@ def time_forward(w: Workload, batch_size: int, repeats: int, precision: str = "f
     return statistics.median(times)
 
 
+def _backward(w: Workload, model: torch.nn.Module, batch: dict, precision: str) -> None:
+    with _autocast(precision):
+        out = w.loss_fn(model, batch, w.teacher)
+    (out[0] if isinstance(out, tuple) else out).backward()
+
+
 def step_memory_mb(w: Workload, batch_size: int, precision: str = "fp32") -> float:
     model = w.build().train()
     freeze(model, w.frozen)
-    batch = {k: v[:batch_size] for k, v in w.rows.items()}
-    def step():
+    batch = w.batch(batch_size)
+    return peak_memory_bytes(lambda: _backward(w, model, batch, precision), grad=True)["tensor_peak"] / 2 ** 20
+
+
+def step_phases(w: Workload, batch_size: int, repeats: int, precision: str = "fp32") -> dict[str, float]:
+    """Where a step's time goes, each phase timed on its own (median of `repeats`) on one batch: the forward pass in
+    training mode (with autograd and dropout), the backward pass, gradient clipping, and one AdamW update, both
+    torch's default on this device (a loop over the parameters on CPU) and the fused kernel `core.train.adamw`
+    picks; and forward + backward once more with dropout off (`eval()` mode, autograd kept), which prices dropout.
+    On CPU, dropout on the attention weights also keeps SDPA off its fused kernel, so its price includes that."""
+    model = w.build()
+    freeze(model, w.frozen)
+    batch = w.batch(batch_size)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizers = {"adamw_default_ms": torch.optim.AdamW(params, lr=1e-9),
+                  "adamw_fused_ms": adamw([{"params": params}], 1e-9, params[0].device)}
+
+    def once() -> dict[str, float]:
+        times = {}
+        model.train()
+        t0 = time.perf_counter()
         with _autocast(precision):
             out = w.loss_fn(model, batch, w.teacher)
-        (out[0] if isinstance(out, tuple) else out).backward()
+        loss = out[0] if isinstance(out, tuple) else out
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        times.update(train_forward_ms=t1 - t0, backward_ms=t2 - t1, clip_ms=time.perf_counter() - t2)
+        for name, opt in optimizers.items():
+            t0 = time.perf_counter()
+            opt.step()
+            times[name] = time.perf_counter() - t0
+        model.zero_grad(set_to_none=True)
+        model.eval()  # dropout off, autograd on
+        t0 = time.perf_counter()
+        _backward(w, model, batch, precision)
+        times["forward_backward_no_dropout_ms"] = time.perf_counter() - t0
+        model.zero_grad(set_to_none=True)
+        return times
 
-    return peak_memory_bytes(step, grad=True)["tensor_peak"] / 2 ** 20
+    once()  # warm-up; allocates the optimizers' moments
+    runs = [once() for _ in range(repeats)]
+    return {name: 1000 * statistics.median(r[name] for r in runs) for name in runs[0]}
 
 
 def measure(workloads: list[Workload], batch_size: int, steps: int = 10, warmup: int = 3,
@@ -153,7 +206,8 @@ def _row(w: Workload, batch_size: int, steps: int, warmup: int, repeats: int, tr
             "forward_ms": 1000 * forward, "pairlib_step_ms": 1000 * ours, "trainer_step_ms": 1000 * theirs,
             "pairlib_examples_per_s": batch_size / ours, "trainer_examples_per_s": batch_size / theirs,
             "efficiency": 3 * forward / ours, "pairlib_over_trainer": theirs / ours,
-            "step_peak_mb": step_memory_mb(w, batch_size, precision), "steps_timed": steps, **w.extra,
+            "step_peak_mb": step_memory_mb(w, batch_size, precision), "steps_timed": steps,
+            **step_phases(w, batch_size, repeats, precision), **w.extra,
             "hardware": hardware_label(), **{f"cpu_{k}": v for k, v in features.items()}}
 
 
@@ -171,6 +225,7 @@ def squad_workloads(backbone: str, question_length: int, passage_length: int, do
         Recipe,
         deformer_loss,
         model_inputs,
+        teacher_outputs,
     )
     from pairlib.deformer.modeling import DeFormerForQuestionAnswering
 
@@ -186,20 +241,34 @@ def squad_workloads(backbone: str, question_length: int, passage_length: int, do
     def original():
         return copy.deepcopy(base)
 
-    def deformer():  # the original's weights with the lower layers split, as DeFormer starts its training
+    def with_config(**changes):  # the original's weights in a model built with other settings
         config = copy.deepcopy(base.config)
-        config.split_layer = split_layer
+        for name, value in changes.items():
+            setattr(config, name, value)
         model = DeFormerForQuestionAnswering(config)
         model.load_state_dict(base.state_dict())
         return model
 
+    def without_attention_dropout():  # dropout on the attention weights keeps SDPA off its fused CPU kernel
+        return with_config(attention_probs_dropout_prob=0.0)
+
+    def deformer():  # the lower layers split, as DeFormer starts its training
+        return with_config(split_layer=split_layer)
+
     def forward(model, batch):
         return model(**model_inputs(batch))
 
+    upper = base.config.num_hidden_layers - split_layer
+    cached = teacher_outputs("span", teacher, exp.train_segments, upper, progress=False)
+    distil = deformer_loss("span", PAPER_SQUAD_WEIGHTS)
     return [Workload("original model (SQuAD)", original, deformer_loss("span", TASK_LOSS_ONLY), tensors, forward,
                      length=shape),
-            Workload(f"DeFormer k={split_layer}, KD + LRS (SQuAD)", deformer,
-                     deformer_loss("span", PAPER_SQUAD_WEIGHTS), tensors, forward, teacher=teacher, length=shape)]
+            Workload("original model, no attention dropout (SQuAD)", without_attention_dropout,
+                     deformer_loss("span", TASK_LOSS_ONLY), tensors, forward, length=shape),
+            Workload(f"DeFormer k={split_layer}, KD + LRS (SQuAD)", deformer, distil, tensors, forward,
+                     teacher=teacher, length=shape),
+            Workload(f"DeFormer k={split_layer}, KD + LRS, teacher outputs cached (SQuAD)", deformer, distil,
+                     tensors, forward, teacher=cached, length=shape)]
 
 
 def fastbert_workload(backbone: str, max_length: int, rows: int) -> Workload:
