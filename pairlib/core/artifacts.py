@@ -70,7 +70,11 @@ def recover_folder(final: Path) -> None:
 
 
 def shown(path: str | Path) -> str:
-    """A path as printed in notebooks: relative to the repository when inside it, so that executed notebooks that
-    are committed name no machine's folders."""
+    """A path as printed in notebooks: relative to the repository when inside it or beside it (the data root,
+    `../shared/data`), so that executed notebooks that are committed name no machine's folders."""
     path = Path(path).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+    if path.is_relative_to(REPO_ROOT):
+        return str(path.relative_to(REPO_ROOT))
+    if path.is_relative_to(REPO_ROOT.parent) and REPO_ROOT.parent != Path(REPO_ROOT.anchor):
+        return os.path.relpath(path, REPO_ROOT)
+    return str(path)
