@@ -112,6 +112,36 @@ def test_squad_q2p_is_deterministic_and_pinned():
     assert digest == Q2P_PINNED_DIGEST, "squad_q2p changed: bump the pin only on purpose, and say so in its deviations"
 
 
+RANKING_PINNED_DIGESTS = ("6e8cb22d421f2dc1a8f0399c171dc059", "ce8f32d5fae2191742d3256bde2a6049")  # the first 3 dev articles; the same cut to 4 paragraphs
+
+
+def test_ranked_candidates_are_deterministic_and_pinned():
+    articles = data._squad_articles(data.data_root() / "squad_v1.1/dev-v1.1.json.gz")[:3]
+    short = [dict(a, paragraphs=a["paragraphs"][:4]) for a in articles]  # too short: topped up from other articles
+    for arts, pinned in zip((articles, short), RANKING_PINNED_DIGESTS):
+        rows = data.build_ranking(arts)
+        assert rows == data.build_ranking(arts)
+        assert hashlib.md5(json.dumps(rows, sort_keys=True).encode()).hexdigest() == pinned, \
+            "test_ranked changed: bump the pin only on purpose, and say so in squad_q2p's deviations"
+    assert {r["negative"] for r in data.build_ranking(short)} == {"positive", "same article", "other article"}
+
+
+def test_ranked_test_split_has_each_dev_question_with_its_own_paragraph_and_nine_others(loaded):
+    dd = _load(loaded, "squad_q2p")
+    ranked = dd["test_ranked"].to_pandas()
+    per_query = ranked.groupby("query_id")
+    assert per_query.ngroups == 10570 and (per_query.size() == 10).all()
+    assert (per_query.label.sum() == 1).all() and (per_query.passage_id.nunique() == 10).all()
+    own = ranked[ranked.label == 1].set_index("query_id").passage_id
+    test = dd["test"].to_pandas()
+    assert own.equals(test[test.label == 1].set_index("query_id").passage_id.loc[own.index]), "the same positives"
+    for split in ("train", "validation"):  # what a model trains or selects on never reaches this split
+        assert not set(ranked.query_id) & set(dd[split]["query_id"])
+        assert not set(ranked.passage) & set(dd[split]["passage"])
+    # six generic questions ("What does AC stand for?") are asked in train too, about other articles
+    assert len(set(ranked["query"]) & set(dd["train"]["query"])) == 6
+
+
 def test_squad_q2p_splits(loaded):
     dd = _load(loaded, "squad_q2p")
     assert len(dd["test"]) == 3 * 10570
