@@ -88,3 +88,16 @@ def test_cosine_dual_encoder_scores_identical_texts_highest(inputs):
         u = model.encode_query(inputs["passage_input_ids"], inputs["passage_attention_mask"])
         same = model.score(u, u)
     torch.testing.assert_close(same, torch.full_like(same, 10.0))
+
+
+def test_the_zero_shot_baseline_is_the_untrained_backbone_and_already_matches(inputs):
+    import types
+
+    from pairlib.dipair.experiment import DiPairExperiment
+    model = DiPairExperiment.zero_shot_dual(types.SimpleNamespace(backbone="minilm-l6"))
+    assert not model.training
+    with torch.no_grad():
+        u = model.encode_query(inputs["query_input_ids"], inputs["query_attention_mask"])
+        v = model.encode_passage(inputs["passage_input_ids"], inputs["passage_attention_mask"])
+        scores = model.score(u[:, None], v[None, :])  # every query against every passage
+    assert scores[:2].argmax(-1).tolist() == [0, 1], "all-MiniLM-L6-v2 untrained finds Hamlet's and Paris's passages"

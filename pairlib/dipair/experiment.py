@@ -334,6 +334,12 @@ class DiPairExperiment:
         seed_new_weights(self.recipe.seed)
         return self.distil(f"de-{scorer}", DualEncoder.from_backbone(self.backbone, scorer=scorer), "end-to-end")
 
+    def zero_shot_dual(self) -> DualEncoder:
+        """DE-Cos with no training at all: the backbone's mean-pooled embeddings and their cosine. all-MiniLM-L6-v2
+        was trained as a dual encoder on question-answer and search pairs, so this is the baseline any distilled
+        student of it has to beat (its fixed scale and bias change no ranking, AUC-ROC or MRR)."""
+        return DualEncoder.from_backbone(self.backbone, scorer="cosine").eval()
+
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         scores = predict(model, self.eval_tensors, progress=self.progress).tolist()
         labels, groups = list(self.eval_set["label"]), list(self.eval_set["query_id"])
