@@ -23,7 +23,7 @@ CONTEXT = "Hamlet is a tragedy written by William Shakespeare sometime between 1
 def test_fused_adamw_on_cpu_matches_the_plain_loop():
     fused_model, plain_model = Tiny(), Tiny()
     groups = [{"params": list(fused_model.parameters()), "weight_decay": 0.01}]
-    fused = adamw(groups, 1e-2, torch.device("cpu"))
+    fused = adamw(groups, 1e-2)
     assert fused.defaults["fused"], "on CPU the fused kernel is used"
     plain = torch.optim.AdamW(plain_model.parameters(), lr=1e-2, weight_decay=0.01, foreach=False)
     x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))

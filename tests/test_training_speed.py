@@ -55,3 +55,15 @@ def test_a_workload_on_cached_teacher_outputs_carries_row_indices():
     w.teacher = TeacherOutputs(lambda b: {"y": b["y"]}, w.rows, progress=False)
     assert w.batch(4)[ROW_INDEX].tolist() == [0, 1, 2, 3]
     assert ROW_INDEX not in _workload().batch(4)
+
+
+def test_a_bf16_trainer_run_does_not_leave_pairlib_training_in_bf16(tmp_path):
+    """Trainer(bf16=True) sets Accelerate's process-wide precision; pairlib's fp32 loop must not inherit it."""
+    from accelerate.state import AcceleratorState
+
+    from pairlib.core.train import TrainConfig, train
+    training_speed.time_trainer(_workload(), batch_size=8, steps=2, warmup=1, precision="bf16")
+    model = Tiny()
+    train(model, dataset(), None, mse, TrainConfig(output_dir=str(tmp_path), batch_size=8, max_steps=1,
+                                                   progress=False))
+    assert AcceleratorState().mixed_precision == "no"

@@ -23,6 +23,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -244,12 +245,12 @@ def _param_groups(model: torch.nn.Module, weight_decay: float, lr: float,
             for (group_lr, decays), ps in groups.items()]
 
 
-def adamw(groups: list[dict], lr: float, device: torch.device) -> torch.optim.AdamW:
+def adamw(groups: list[dict], lr: float) -> torch.optim.AdamW:
     """AdamW as one fused kernel where torch has one for the device (CPU and CUDA): on CPU torch's default is a
     loop over the parameters. For MiniLM the fused update took 22 ms against the loop's 117 ms (notebook 93, a 2-core
     Xeon), the same arithmetic (tests/test_train_fast_paths.py)."""
-    model_device = {p.device.type for g in groups for p in g["params"]} or {device.type}
-    fused = model_device <= {"cpu", "cuda"} and all(p.is_floating_point() for g in groups for p in g["params"])
+    params = [p for g in groups for p in g["params"]]
+    fused = {p.device.type for p in params} <= {"cpu", "cuda"} and all(p.is_floating_point() for p in params)
     return torch.optim.AdamW(groups, lr=lr, fused=fused or None)
 
 
@@ -283,10 +284,16 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
     ddp = DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)
     # Accelerate only sets up several CPU processes (gloo) when told it runs on CPU, so say so on a GPU-less machine.
     on_cpu = config.cpu or not torch.cuda.is_available()
-    acc = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=on_cpu, kwargs_handlers=[ddp])
+    # Accelerate keeps one process-wide state: a `transformers.Trainer` run with bf16=True earlier in the process
+    # (notebook 93) leaves it in bf16, and a new Accelerator would silently inherit that. This loop's precision is
+    # its own (autocast below), so it starts from "no" mixed precision whatever ran before.
+    if AcceleratorState._shared_state.get("_mixed_precision", "no") != "no":
+        AcceleratorState._reset_state()
+    acc = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=on_cpu, kwargs_handlers=[ddp],
+                      mixed_precision="no")
     set_seed(config.seed)
     freeze(model, config.frozen)
-    optimizer = adamw(_param_groups(model, config.weight_decay, config.lr, config.lr_by_prefix), config.lr, acc.device)
+    optimizer = adamw(_param_groups(model, config.weight_decay, config.lr, config.lr_by_prefix), config.lr)
     model, optimizer = acc.prepare(model, optimizer)
     if isinstance(teacher, torch.nn.Module):
         teacher = teacher.to(acc.device).eval().requires_grad_(False)

@@ -147,7 +147,7 @@ def step_phases(w: Workload, batch_size: int, repeats: int, precision: str = "fp
     batch = w.batch(batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizers = {"adamw_default_ms": torch.optim.AdamW(params, lr=1e-9),
-                  "adamw_fused_ms": adamw([{"params": params}], 1e-9, params[0].device)}
+                  "adamw_fused_ms": adamw([{"params": params}], 1e-9)}
 
     def once() -> dict[str, float]:
         times = {}
