@@ -99,3 +99,41 @@ def test_every_dipair_setting_names_its_folder():
     from pairlib.dipair.modeling import DIPAIR_SETTINGS, DiPairConfig
     own = set(inspect.signature(DiPairConfig.__init__).parameters) - {"self", "kwargs"}
     assert set(DIPAIR_SETTINGS) == own
+
+
+@pytest.mark.parametrize("kind", ["dipair", "cosine", "ffnn", "cross"])
+def test_new_layer_prefixes_name_exactly_the_layers_the_backbone_lacks(kind):
+    """Whatever the backbone supplies keeps the encoders' lr; everything else gets `new_layer_lr`."""
+    from pairlib.core.backbone import load_backbone
+    from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder
+    model = {"dipair": lambda: DiPairModel.from_backbone("minilm-l6", query_tokens=2, passage_tokens=4, head_dim=32,
+                                                         head_heads=2),
+             "cosine": lambda: DualEncoder.from_backbone("minilm-l6", scorer="cosine"),
+             "ffnn": lambda: DualEncoder.from_backbone("minilm-l6", scorer="ffnn"),
+             "cross": lambda: CrossEncoder.from_backbone("minilm-l6")}[kind]()
+    backbone = {n for n, _ in load_backbone("minilm-l6")[0].named_parameters()}
+    for name, _ in model.named_parameters():
+        from_backbone = name.split(".", 1)[1] in backbone if "." in name else False
+        assert name.startswith(model.new_layer_prefixes) != from_backbone, name
+
+
+def test_students_train_new_layers_at_their_own_lr_and_de_cos_starts_calibrated(tmp_path):
+    from pairlib.core.train import _param_groups
+    from pairlib.dipair.modeling import DualEncoder
+    recipe = DiPairRecipe(train_examples=16, eval_examples=9, pool_queries=4, pool_passages=2, query_length=8,
+                          passage_length=16, cross_length=24, max_steps=1, new_layer_lr=1e-2)
+    exp = DiPairExperiment(recipe, "minilm-l6", tmp_path, progress=False)
+    model = DualEncoder.from_backbone("minilm-l6", scorer="cosine")
+    groups = _param_groups(model, 0.01, recipe.student_lr, exp._new_layer_lrs(model))
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert lr_of[id(model.scale)] == lr_of[id(model.bias)] == 1e-2
+    assert {lr_of[id(p)] for n, p in model.named_parameters() if n.startswith("query_encoder.")} == {5e-5}
+    cosines = exp.pool_cosines(model)
+    assert model.scale.item() == 10.0 and cosines.abs().max() <= 1.0 + 1e-5  # set aside, then put back
+    model.calibrate(cosines, 3.0 * cosines - 2.0)
+    assert model.scale.item() == pytest.approx(3.0, abs=1e-4) and model.bias.item() == pytest.approx(-2.0, abs=1e-4)
+    trained = exp.dual("cosine")  # calibrated to the teacher's pool scores, then one step
+    assert exp.records[-1]["new_layer_lr"] == 1e-2 and trained.scale.item() != pytest.approx(10.0, abs=0.1)
+    assert exp._new_layer_lrs(model) and not DiPairExperiment(
+        DiPairRecipe(**{**recipe.__dict__, "new_layer_lr": None}), "minilm-l6", tmp_path, progress=False
+    )._new_layer_lrs(model)

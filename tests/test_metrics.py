@@ -76,3 +76,25 @@ def test_the_ranking_module_gives_mrr_and_ndcg():
 def test_an_unknown_module_names_the_shipped_ones():
     with pytest.raises(ValueError, match="ships accuracy, auc_roc, ranking, squad_v1"):
         metrics.module_path("bleu")
+
+
+def test_chance_levels_are_the_mean_over_every_ordering():
+    """Exact expectations, checked by enumerating every permutation of small groups."""
+    from itertools import permutations
+
+    from pairlib.core.metrics import chance_levels, mrr_at_k, ndcg_at_k
+    labels = [1, 0, 0, 0, 1, 1, 0, 0, 0, 0]
+    groups = ["a"] * 4 + ["b"] * 3 + ["c"] * 3  # one of 4, two of 3, none (left out)
+    k = 2
+    mrr, ndcg = [], []
+    for pa in permutations(range(4)):
+        for pb in permutations(range(3)):
+            scores = [*pa, *pb, 0, 0, 0]
+            mrr.append(mrr_at_k(scores, labels, groups, k))
+            ndcg.append(ndcg_at_k(scores, labels, groups, k))
+    chance = chance_levels(labels, groups, k)
+    assert chance["mrr@2"] == pytest.approx(sum(mrr) / len(mrr))
+    assert chance["ndcg@2"] == pytest.approx(sum(ndcg) / len(ndcg))
+    assert chance["auc_roc"] == 0.5
+    # one relevant among 3: MRR@10 = (1 + 1/2 + 1/3) / 3
+    assert chance_levels([1, 0, 0], ["q"] * 3)["mrr@10"] == pytest.approx(11 / 18)

@@ -72,6 +72,29 @@ def ndcg_at_k(scores: Sequence[float], labels: Sequence[int], groups: Sequence[s
     return float(np.mean(values))
 
 
+
+def chance_levels(labels: Sequence[int], groups: Sequence[str], k: int = 10) -> dict[str, float]:
+    """What a scorer that orders each group at random scores in expectation (exactly, not by sampling), under the
+    same keys as the metrics: a ranking metric means something only next to it. With n candidates of which r are
+    relevant, the first relevant one is at rank i with probability C(n - i, r - 1) / C(n, r), and every rank holds
+    a relevant one with probability r / n."""
+    from math import comb
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for y, g in zip(labels, groups):
+        by_group[g].append(int(y))
+    rr, ndcg = [], []
+    for ys in by_group.values():
+        n, r = len(ys), sum(ys)
+        if not r:
+            continue
+        rr.append(sum(comb(n - i, r - 1) / comb(n, r) / i for i in range(1, min(k, n - r + 1) + 1)))
+        ideal = sum(1 / np.log2(i + 2) for i in range(min(r, k)))
+        ndcg.append(sum(r / n / np.log2(i + 2) for i in range(min(k, n))) / ideal)
+    if not rr:
+        raise ValueError("chance_levels: no group has a relevant item")
+    return {"auc_roc": 0.5, f"mrr@{k}": float(np.mean(rr)), f"ndcg@{k}": float(np.mean(ndcg))}
+
+
 MODULES = Path(__file__).parent / "evaluate_modules"
 
 

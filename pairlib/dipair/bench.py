@@ -65,9 +65,11 @@ def scoring_speed(models: dict[str, torch.nn.Module], tensors: dict[str, torch.T
 
 def quality_and_speed(models: dict[str, torch.nn.Module], evaluate: Callable[[torch.nn.Module], dict],
                       tensors: dict[str, torch.Tensor], batch_sizes: tuple[int, ...], repeats: int,
-                      baseline: str = "teacher") -> tuple[pd.DataFrame, pd.DataFrame]:
+                      baseline: str = "teacher", chance: dict[str, float] | None = None
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The paper's Table 3 layout: per model its quality, its AUC-ROC against the baseline's, its speedup at the
-    smallest and the largest batch, and its pairs/s at the largest; plus the full speed table."""
+    smallest and the largest batch, and its pairs/s at the largest; plus the full speed table. `chance`: the
+    metrics of a random order, added as a last row (no speed) so that every metric is read beside its floor."""
     quality = pd.DataFrame([{"model": name, **evaluate(m)} for name, m in models.items()])
     speed = scoring_speed(models, tensors, baseline, tuple(batch_sizes), repeats)
     table = quality
@@ -76,9 +78,14 @@ def quality_and_speed(models: dict[str, torch.nn.Module], evaluate: Callable[[to
         if b == max(batch_sizes):
             cols["pairs_per_s"] = f"pairs_per_s_batch{b}"
         table = table.merge(speed[speed.batch == b][["model", *cols]].rename(columns=cols), on="model")
+    if chance is not None:
+        table = pd.concat([table, pd.DataFrame([{"model": CHANCE, **chance}])], ignore_index=True)
     table["auc_delta_vs_teacher"] = table.auc_roc - table.set_index("model").auc_roc[baseline]
     table.insert(0, "hardware", hardware_label())
     return table, speed
+
+
+CHANCE = "chance (random order)"
 
 
 def learned_teacher(auc_roc: float, teacher_auc_roc: float) -> bool:

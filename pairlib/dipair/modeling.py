@@ -141,6 +141,11 @@ class DiPairModel(TwoEncoderModel):
         self.head = DiPairHead(config)
         self.post_init()
 
+    @property
+    def new_layer_prefixes(self) -> tuple[str, ...]:
+        """Parameter-name prefixes of the layers the backbone does not have (they start untrained)."""
+        return ("query_projection.", "passage_projection.", "head.")
+
     def kept_states(self, side: str, input_ids: torch.Tensor,
                     attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The first m (query) or n (passage) output states and their mask, before projection. Stage 1 trains on
@@ -201,6 +206,22 @@ class DualEncoder(TwoEncoderModel):
             self.ffnn = nn.Sequential(nn.Linear(4 * h, config.ffnn_dim), nn.GELU(), nn.Linear(config.ffnn_dim, 1))
         self.post_init()
 
+    @property
+    def new_layer_prefixes(self) -> tuple[str, ...]:
+        """Parameter-name prefixes of the layers the backbone does not have (they start untrained)."""
+        return ("scale", "bias") if self.config.scorer == "cosine" else ("ffnn.",)
+
+    @torch.no_grad()
+    def calibrate(self, cosines: torch.Tensor, targets: torch.Tensor) -> None:
+        """DE-Cos's scale and bias set by least squares so that `scale * cosine + bias` fits the teacher's logits:
+        started at 10 and 0 against logits of another range and offset, the encoders bend to absorb the gap."""
+        if self.config.scorer != "cosine":
+            raise ValueError("calibrate applies to the cosine scorer only")
+        x = torch.stack([cosines.double(), torch.ones_like(cosines, dtype=torch.float64)], dim=1)
+        scale, bias = torch.linalg.lstsq(x, targets.double()[:, None]).solution[:, 0].tolist()
+        self.scale.fill_(scale)
+        self.bias.fill_(bias)
+
     @staticmethod
     def _pool(encoder: BertModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -245,6 +266,11 @@ class CrossEncoder(_PairPreTrained):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.score = nn.Linear(config.hidden_size, 1)
         self.post_init()
+
+    @property
+    def new_layer_prefixes(self) -> tuple[str, ...]:
+        """Parameter-name prefixes of the layers the backbone does not have (they start untrained)."""
+        return ("score.",)
 
     @classmethod
     def from_backbone(cls, name: str = "minilm-l6", num_layers: int | None = None, **config_kwargs):
