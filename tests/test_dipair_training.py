@@ -137,3 +137,19 @@ def test_students_train_new_layers_at_their_own_lr_and_de_cos_starts_calibrated(
     assert exp._new_layer_lrs(model) and not DiPairExperiment(
         DiPairRecipe(**{**recipe.__dict__, "new_layer_lr": None}), "minilm-l6", tmp_path, progress=False
     )._new_layer_lrs(model)
+
+
+def test_a_new_layer_given_its_own_rate_moves_at_that_rate(tmp_path):
+    """Adam's first step moves each parameter by its lr (times the sign of its gradient): DE-Cos's bias (no weight
+    decay) by exactly `new_layer_lr`, no encoder weight by more than `student_lr` (plus its weight decay)."""
+    from pairlib.dipair.modeling import DualEncoder
+    recipe = DiPairRecipe(train_examples=16, eval_examples=9, pool_queries=4, pool_passages=2, query_length=8,
+                          passage_length=16, cross_length=24, max_steps=1, warmup_ratio=0.0, new_layer_lr=1e-2,
+                          calibrate_cosine=False)
+    exp = DiPairExperiment(recipe, "minilm-l6", tmp_path, progress=False)
+    model = DualEncoder.from_backbone("minilm-l6", scorer="cosine")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    after = dict(exp._fit_student("de", "end-to-end", model, 1, "end to end").named_parameters())
+    assert abs(after["bias"].item() - before["bias"].item()) == pytest.approx(1e-2, rel=1e-3)
+    moved = max(float((after[n] - p).abs().max()) for n, p in before.items() if n.startswith("query_encoder."))
+    assert 0 < moved <= 5e-5 * 1.05

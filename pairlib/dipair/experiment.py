@@ -63,9 +63,11 @@ class DiPairRecipe(RecipeBase):
     student_lr: float = 5e-5
     stage1_epochs: int = 1  # stage 1: encoders frozen, only the new layers train (DiPair: on states computed once)
     stage1_lr: float = 3e-4  # 1e-3 left the transformer head underfitting (docs/dipair.md)
-    # the layers the backbone lacks (score layers, DiPair's projections and head) learn at this lr when a student
-    # trains whole (stage 2, end to end); None: at student_lr like the encoders, as before
+    # the layers the backbone lacks (score layers, DiPair's projections and head) start untrained when a student
+    # trains end to end: they learn at this lr; None: at student_lr like the encoders, as before
     new_layer_lr: float | None = 3e-4
+    # in stage 2 the new layers were trained in stage 1 already: their lr there (None: student_lr, as before)
+    stage2_head_lr: float | None = None
     # DE-Cos's scale and bias fitted to the teacher's pool scores before distillation (else 10 and 0)
     calibrate_cosine: bool = True
 
@@ -94,7 +96,7 @@ MODEL_DEPENDENCIES = {
     "pool": ("pool_queries", "pool_passages"),
     "end-to-end": ("query_length", "passage_length", "student_epochs", "student_lr", "new_layer_lr",
                    "calibrate_cosine"),
-    "two-stage": ("stage1_epochs", "stage1_lr"),
+    "two-stage": ("stage1_epochs", "stage1_lr", "stage2_head_lr"),
 }
 EVALUATION_FIELDS = ("eval_examples", "eval_split")
 
@@ -233,10 +235,11 @@ class DiPairExperiment:
                            lr_by_prefix=lr_by_prefix or {}, save_every_steps=r.save_every_steps,
                            precision=r.training_precision(), progress=self.progress)
 
-    def _new_layer_lrs(self, model) -> dict[str, float]:
-        """Own learning rates for the student's new layers when it trains whole: at the encoders' 5e-5 they move
-        little in a few hundred steps, and the encoders bend to absorb their offset from the teacher's logits."""
-        lr = self.recipe.new_layer_lr
+    def _new_layer_lrs(self, model, stage: str = "end to end") -> dict[str, float]:
+        """Own learning rates for the student's new layers when it trains whole. End to end they start untrained:
+        at the encoders' 5e-5 they move little in a few hundred steps, and the encoders bend to absorb their offset
+        from the teacher's logits. In stage 2 they were fitted in stage 1, which stage 2 can give back."""
+        lr = self.recipe.new_layer_lr if stage == "end to end" else self.recipe.stage2_head_lr
         return {} if lr is None else dict.fromkeys(model.new_layer_prefixes, lr)
 
     def _record(self, name: str, stage: str, out: Path, pairs: int, epochs: int, lr: float,
@@ -261,7 +264,7 @@ class DiPairExperiment:
         """A student trained whole on the teacher's pool scores, its new layers at their own lr."""
         r = self.recipe
         return self._fit(name, depends_on, model, self.pool(), score_loss, epochs, r.student_lr, stage=stage,
-                         lr_by_prefix=self._new_layer_lrs(model), **extra)
+                         lr_by_prefix=self._new_layer_lrs(model, stage), **extra)
 
     def _fit_head(self, name: str, model: DiPairModel, **extra) -> DiPairModel:
         """Stage 1: the encoders frozen, so their kept states are computed once (each unique query and passage)
