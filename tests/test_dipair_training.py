@@ -151,5 +151,8 @@ def test_a_new_layer_given_its_own_rate_moves_at_that_rate(tmp_path):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     after = dict(exp._fit_student("de", "end-to-end", model, 1, "end to end").named_parameters())
     assert abs(after["bias"].item() - before["bias"].item()) == pytest.approx(1e-2, rel=1e-3)
-    moved = max(float((after[n] - p).abs().max()) for n, p in before.items() if n.startswith("query_encoder."))
-    assert 0 < moved <= 5e-5 * 1.05
+    # AdamW: lr * (sign of the gradient + weight decay 0.01 * the weight), element by element
+    excess = max(float(((after[n] - p).abs() - 5e-5 * (1 + 0.01 * p.abs())).max())
+                 for n, p in before.items() if n.startswith("query_encoder."))
+    assert excess <= 2e-7  # float32 rounding of the weights; 300x below the lr itself
+    assert any(not torch.equal(after[n], p) for n, p in before.items() if n.startswith("query_encoder."))

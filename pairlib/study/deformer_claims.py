@@ -1,6 +1,6 @@
-"""What notebooks 21 (BoolQ) and 26 (MNLI, QQP) report for a classification task: the accuracy of the original model,
-its weights split without retraining and DeFormer, and the two claims the paper makes per task (the accuracy lost,
-the speedup from cached segments), judged the same way on every task."""
+"""DeFormer on a classification task, as notebooks 21 (BoolQ) and 26 (MNLI, QQP) report it: the accuracy of the
+original model, its weights split without retraining and DeFormer, and the two claims the paper makes per task (the
+accuracy lost, the speedup from cached segments), judged the same way on every task."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
