@@ -86,3 +86,16 @@ def test_pareto_front_keeps_the_undominated():
     quality = [0.5, 0.8, 0.7, 0.8, 0.4]
     # 0: cheapest at its quality; 1 and 3 tie (neither dominates the other); 2 is beaten by 1; 4 by 0
     assert frontier.pareto_front(cost, quality) == [True, True, False, True, False]
+
+
+def test_the_training_table_is_narrow_and_keeps_counts_integer():
+    from pairlib.study.frontier import TRAINING_COLUMNS, training_table
+    table = training_table({
+        "DiPair": [{"model": "teacher", "stage": "", "folder": "f1", "pairs": 4000, "epochs": 1, "lr": 5e-5,
+                    "steps": 250, "train_seconds": 3.0, "final_train_loss": 0.4}],
+        "DeFormer": [{"model": "k2", "folder": "f2", "split_layer": 2, "train_rows": 4000, "w_task": 0.7,
+                      "steps": 250, "train_seconds": 4.0, "final_train_loss": 0.7}],
+    })
+    assert tuple(table.columns) == TRAINING_COLUMNS
+    assert table.rows.tolist() == [4000, 4000] and str(table.steps.dtype) == "Int64"
+    assert table.settings.tolist() == ["", "split_layer=2, w_task=0.7"]

@@ -149,3 +149,26 @@ def pareto_front(cost: pd.Series | list[float], quality: pd.Series | list[float]
     better in one of the two."""
     pts = list(zip(list(cost), list(quality)))
     return [not any((c2 <= c and q2 >= q) and (c2 < c or q2 > q) for c2, q2 in pts) for c, q in pts]
+
+
+TRAINING_COLUMNS = ("method", "model", "stage", "rows", "epochs", "lr", "steps", "train_seconds", "final_train_loss",
+                    "settings")
+
+
+def training_table(records_by_method: dict[str, list[dict]]) -> pd.DataFrame:
+    """Every model trained for the frontier in one narrow table: the columns all methods share, and the rest of each
+    record (DeFormer's k and loss weights, FastBERT's classifier lr, ...) as one readable `settings` string, so that
+    no method's fields show as empty columns on the others' rows."""
+    shared = {"model", "stage", "folder", "epochs", "lr", "steps", "train_seconds", "final_train_loss"}
+    rows = []
+    for method, records in records_by_method.items():
+        for r in records:
+            row = {"method": method, "rows": r.get("pairs", r.get("train_rows")),
+                   **{k: r.get(k) for k in shared - {"folder"}}}
+            rest = {k: v for k, v in r.items() if k not in shared | {"pairs", "train_rows"} and v is not None}
+            row["settings"] = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in rest.items())
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=list(TRAINING_COLUMNS))
+    for col in ("rows", "epochs", "steps"):
+        table[col] = table[col].astype("Int64")  # counts stay integers where a method leaves one out
+    return table
