@@ -68,3 +68,15 @@ def test_zh_mini_comes_from_the_profile_being_run(monkeypatch):
     monkeypatch.setenv("PAIRLIB_PROFILE", "no-such-profile")
     with pytest.raises(BackboneError, match=str(pretrained_here_dir("zh-mini", "no-such-profile").parent.parent.name)):
         resolve_backbone("zh-mini")
+
+
+def test_a_backbone_pretrained_here_names_its_models_by_how_it_was_pretrained(tmp_path):
+    from pairlib.core.backbone import backbone_identity
+    assert backbone_identity("minilm-l6") == "minilm-l6"
+    a, b = tmp_path / "a" / "zh-x", tmp_path / "b" / "zh-x"
+    for folder, recipe in ((a, '{"hidden": 64}'), (b, '{"hidden": 64}')):
+        folder.mkdir(parents=True)
+        (folder / "pretraining.json").write_text(recipe)
+    assert backbone_identity(str(a)) == backbone_identity(str(b)) != "zh-x"  # the same wherever it lies
+    (b / "pretraining.json").write_text('{"hidden": 128}')
+    assert backbone_identity(str(a)) != backbone_identity(str(b))  # pretrained again differently: a new name

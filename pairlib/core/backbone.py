@@ -9,6 +9,7 @@ instead of a stack of retries.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from pathlib import Path
 
@@ -73,6 +74,22 @@ def _pretrained_here(name: str) -> str:
 
 
 BUILTIN_BACKBONES = {"minilm-l6": _minilm_path, **{n: (lambda n=n: _pretrained_here(n)) for n in PRETRAINED_HERE}}
+
+
+def backbone_identity(name: str) -> str:
+    """What names a backbone in the folders of the models fine-tuned from it. A published backbone is its name; one
+    pretrained here (`zh-mini`, or a folder holding `pretraining.json`) adds a hash of how it was pretrained, so that
+    models fine-tuned from an earlier pretraining are not reused for a new one, and a folder gives the same identity
+    wherever the repository lies."""
+    folder = None
+    if name in PRETRAINED_HERE:
+        folder = Path(_pretrained_here(name))
+    elif Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+    if folder is None or not (folder / "pretraining.json").is_file():
+        return name
+    digest = hashlib.sha1((folder / "pretraining.json").read_bytes()).hexdigest()[:8]
+    return f"{name if name in PRETRAINED_HERE else folder.name}@{digest}"
 
 
 def resolve_backbone(name: str) -> str:

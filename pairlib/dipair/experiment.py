@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir, written_atomically
-from pairlib.core.backbone import load_tokenizer
+from pairlib.core.backbone import backbone_identity, load_tokenizer
 from pairlib.core.train import (
     RecipeBase,
     TensorDictDataset,
@@ -227,7 +227,7 @@ class DiPairExperiment:
     def artifact_dir(self, name: str, depends_on: str, **extra) -> Path:
         """`depends_on`: the kind of model (see `DiPairRecipe.settings_for`), whose settings name the folder."""
         return artifact_dir(self.out_dir, f"dipair-{self.recipe.task}-{name}",
-                            {"backbone": self.backbone, **self.recipe.settings_for(depends_on), **extra})
+                            {"backbone": backbone_identity(self.backbone), **self.recipe.settings_for(depends_on), **extra})
 
     def _config(self, out: Path, epochs: int, lr: float, frozen=(), lr_by_prefix=None) -> TrainConfig:
         r = self.recipe
