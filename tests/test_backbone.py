@@ -47,6 +47,36 @@ def test_local_folder_round_trip(minilm, tmp_path):
 
 
 def test_chinese_vocabulary_tokenizes_offline():
-    ids = chinese_tokenizer()("书很好看")["input_ids"]
-    assert len(ids) == 6  # [CLS] + 4 characters + [SEP]
-    assert 100 not in ids  # no [UNK]
+    tok = chinese_tokenizer()
+    assert len(tok) == 21128  # bert-base-chinese's whole vocabulary, not a handful of special tokens
+    ids = tok("书很好看 OK")["input_ids"]
+    assert tok.convert_ids_to_tokens(ids) == ["[CLS]", "书", "很", "好", "看", "ok", "[SEP]"]
+
+
+def test_zh_mini_not_built_yet_says_how_to_build_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAIRLIB_MODELS", str(tmp_path))
+    with pytest.raises(BackboneError, match="zh-mini.*not been built.*--only 34_zh_pretrain"):
+        resolve_backbone("zh-mini")
+    (tmp_path / "zh-mini").mkdir()
+    (tmp_path / "zh-mini" / "config.json").write_text("{}")
+    assert resolve_backbone("zh-mini") == str(tmp_path / "zh-mini")
+
+
+def test_zh_mini_comes_from_the_profile_being_run(monkeypatch):
+    from pairlib.core.backbone import pretrained_here_dir
+    monkeypatch.delenv("PAIRLIB_MODELS", raising=False)
+    monkeypatch.setenv("PAIRLIB_PROFILE", "no-such-profile")
+    with pytest.raises(BackboneError, match=str(pretrained_here_dir("zh-mini", "no-such-profile").parent.parent.name)):
+        resolve_backbone("zh-mini")
+
+
+def test_a_backbone_pretrained_here_names_its_models_by_how_it_was_pretrained(tmp_path):
+    from pairlib.core.backbone import backbone_identity
+    assert backbone_identity("minilm-l6") == "minilm-l6"
+    a, b = tmp_path / "a" / "zh-x", tmp_path / "b" / "zh-x"
+    for folder, recipe in ((a, '{"hidden": 64}'), (b, '{"hidden": 64}')):
+        folder.mkdir(parents=True)
+        (folder / "pretraining.json").write_text(recipe)
+    assert backbone_identity(str(a)) == backbone_identity(str(b)) != "zh-x"  # the same wherever it lies
+    (b / "pretraining.json").write_text('{"hidden": 128}')
+    assert backbone_identity(str(a)) != backbone_identity(str(b))  # pretrained again differently: a new name

@@ -22,7 +22,13 @@ MANIFEST_COUNTS = {
     "lcqmc": {"train": 238766, "validation": 8802, "test": 12500},
     "thucnews": {"train": 45000, "validation": 10000, "test": 10000},
     "weibo": {"train+validation+test": 23998},
+    "dbpedia": {"train+validation": 10943, "test": 7600},
+    "amazon_full": {"train+validation": 5000, "test": 7600},
+    "yahoo": {"train+validation": 9295, "test": 2958},
+    "yelp_full": {"train+validation+test": 5000, "official_test_sample": 100},
 }
+# per-class counts of the test samples (MANIFEST): every class is there, none dominates
+TEST_CLASS_RANGES = {"dbpedia": (506, 583), "amazon_full": (1457, 1574), "yahoo": (291, 298)}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +52,27 @@ def test_task_loads_with_manifest_counts_and_documented_columns(loaded, name):
         assert set(ds.column_names) == set(task.columns), (split, ds.column_names)
         if "label" in ds.column_names and task.label_names:
             assert set(ds["label"]) <= set(range(len(task.label_names)))
+
+
+@pytest.mark.parametrize("name", sorted(TEST_CLASS_RANGES))
+def test_topic_and_review_test_samples_have_the_manifests_class_counts(loaded, name):
+    counts = pd.Series(_load(loaded, name)["test"]["label"]).value_counts()
+    low, high = TEST_CLASS_RANGES[name]
+    assert len(counts) == len(data.get_task(name).label_names) and low <= counts.min() and counts.max() <= high
+
+
+def test_english_review_texts_read_the_official_newline_escapes_as_spaces(loaded):
+    """The official CSVs escape newlines as a literal backslash-n, which a tokenizer would read as two tokens."""
+    for name in ("yahoo", "yelp_full"):
+        texts = [t for split in _load(loaded, name).values() for t in split["text"]]
+        assert not any("\\n" in t for t in texts), name
+
+
+def test_yelp_full_test_is_derived_from_train_and_disjoint(loaded):
+    dd = _load(loaded, "yelp_full")
+    train, validation, test = (set(dd[s]["text"]) for s in ("train", "validation", "test"))
+    assert not (train & test or train & validation or validation & test)
+    assert 700 <= len(test) <= 1300 and 150 <= len(validation) <= 350
 
 
 def test_every_registered_task_has_a_count_check():

@@ -124,7 +124,7 @@ def test_students_train_new_layers_at_their_own_lr_and_de_cos_starts_calibrated(
                           passage_length=16, cross_length=24, max_steps=1, new_layer_lr=1e-2)
     exp = DiPairExperiment(recipe, "minilm-l6", tmp_path, progress=False)
     model = DualEncoder.from_backbone("minilm-l6", scorer="cosine")
-    groups = _param_groups(model, 0.01, recipe.student_lr, exp._new_layer_lrs(model))
+    groups = _param_groups(model, 0.01, recipe.student_lr, dict.fromkeys(model.new_layer_prefixes, 1e-2))
     lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
     assert lr_of[id(model.scale)] == lr_of[id(model.bias)] == 1e-2
     assert {lr_of[id(p)] for n, p in model.named_parameters() if n.startswith("query_encoder.")} == {5e-5}
@@ -134,9 +134,15 @@ def test_students_train_new_layers_at_their_own_lr_and_de_cos_starts_calibrated(
     assert model.scale.item() == pytest.approx(3.0, abs=1e-4) and model.bias.item() == pytest.approx(-2.0, abs=1e-4)
     trained = exp.dual("cosine")  # calibrated to the teacher's pool scores, then one step
     assert exp.records[-1]["new_layer_lr"] == 1e-2 and trained.scale.item() != pytest.approx(10.0, abs=0.1)
-    assert exp._new_layer_lrs(model) and not DiPairExperiment(
-        DiPairRecipe(**{**recipe.__dict__, "new_layer_lr": None}), "minilm-l6", tmp_path, progress=False
-    )._new_layer_lrs(model)
+    # reloaded, a finished model is not calibrated again (that would cost a pass over the pool)
+    again = DiPairExperiment(recipe, "minilm-l6", tmp_path, progress=False)
+    again.pool_cosines = lambda m: pytest.fail("calibrated a finished model")
+    assert torch.equal(again.dual("cosine").scale, trained.scale)
+    # without an own rate, the new layers train at the students' lr, and the record says so
+    plain = DiPairExperiment(DiPairRecipe(**{**recipe.__dict__, "new_layer_lr": None}), "minilm-l6", tmp_path,
+                             progress=False)
+    plain.dual("cosine")
+    assert plain.records[-1]["new_layer_lr"] == recipe.student_lr
 
 
 def test_a_new_layer_given_its_own_rate_moves_at_that_rate(tmp_path):
@@ -149,7 +155,7 @@ def test_a_new_layer_given_its_own_rate_moves_at_that_rate(tmp_path):
     exp = DiPairExperiment(recipe, "minilm-l6", tmp_path, progress=False)
     model = DualEncoder.from_backbone("minilm-l6", scorer="cosine")
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    after = dict(exp._fit_student("de", "end-to-end", model, 1, "end to end").named_parameters())
+    after = dict(exp._fit_student("de", "end-to-end", model, 1, "end to end", 1e-2).named_parameters())
     assert abs(after["bias"].item() - before["bias"].item()) == pytest.approx(1e-2, rel=1e-3)
     # AdamW: lr * (sign of the gradient + weight decay 0.01 * the weight), element by element
     excess = max(float(((after[n] - p).abs() - 5e-5 * (1 + 0.01 * p.abs())).max())

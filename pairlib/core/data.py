@@ -597,6 +597,127 @@ _register(Task(
 ))
 
 
+# DBpedia, Amazon.F, Yahoo and Yelp.F: samples of the official splits from a continual-learning benchmark (MANIFEST),
+# which keeps the official files' literal "\n" escapes; a model reads them as spaces, as AG News's backslashes.
+TOPIC_VALIDATION_BUCKETS = 5
+YELP_FULL_SPLIT_BUCKETS = (5, 25)  # hash bucket < 5 -> validation, < 25 -> test, else train
+DBPEDIA_LABELS = ("Company", "EducationalInstitution", "Artist", "Athlete", "OfficeHolder", "MeanOfTransportation",
+                  "Building", "NaturalPlace", "Village", "Animal", "Plant", "Album", "Film", "WrittenWork")
+YAHOO_LABELS = ("Society & Culture", "Science & Mathematics", "Health", "Education & Reference",
+                "Computers & Internet", "Sports", "Business & Finance", "Entertainment & Music",
+                "Family & Relationships", "Politics & Government")
+STARS = ("1 star", "2 stars", "3 stars", "4 stars", "5 stars")
+
+
+def _unescaped(*fields: str) -> str:
+    return " ".join(fields).replace("\\n", " ")
+
+
+def _titled_rows(rows: list[list[str]], body: str) -> list[dict]:
+    return [{"text": _unescaped(t, b.strip()), "title": t, body: b, "label": int(c) - 1} for c, t, b in rows]
+
+
+def _held_out_validation(train: list[dict], test: list[dict]) -> datasets.DatasetDict:
+    held = split_by_hash(train, "text", {"validation": TOPIC_VALIDATION_BUCKETS, "train": 100})
+    return datasets.DatasetDict({"train": held["train"], "validation": held["validation"], "test": _records(test)})
+
+
+def _load_dbpedia(root: Path) -> datasets.DatasetDict:
+    return _held_out_validation(_titled_rows(_read_csv(root / "dbpedia/train_subset10943.csv.gz", False), "content"),
+                                _titled_rows(_read_csv(root / "dbpedia/test_sample7600.csv.gz", False), "content"))
+
+
+def _load_amazon_full(root: Path) -> datasets.DatasetDict:
+    folder = root / "amazon_review_full"
+    return _held_out_validation(_titled_rows(_read_csv(folder / "train_subset5000.csv.gz", False), "review"),
+                                _titled_rows(_read_csv(folder / "test_sample7600.csv.gz", False), "review"))
+
+
+def _load_yahoo(root: Path) -> datasets.DatasetDict:
+    # the test sample holds title, question and answer joined by spaces as one field; train is joined the same way
+    train = [{"text": _unescaped(t, q, a), "label": int(c) - 1}
+             for c, t, q, a in _read_csv(root / "yahoo_answers/train_subset9295.csv.gz", False)]
+    test = [{"text": _unescaped(t), "label": int(c) - 1}
+            for c, t in _read_csv(root / "yahoo_answers/test_sample2958.csv.gz", False)]
+    return _held_out_validation(train, test)
+
+
+def _load_yelp_full(root: Path) -> datasets.DatasetDict:
+    def rows(name):
+        return [{"text": _unescaped(t), "label": int(c) - 1}
+                for c, t in _read_csv(root / f"yelp_review_full/{name}.csv.gz", False)]
+    low, high = YELP_FULL_SPLIT_BUCKETS
+    dd = datasets.DatasetDict(split_by_hash(rows("train_subset5000"),
+                                            "text", {"validation": low, "test": high, "train": 100}))
+    dd["official_test_sample"] = _records(rows("test_sample100"))
+    return dd
+
+
+def _hub_dbpedia() -> datasets.DatasetDict:
+    return datasets.load_dataset("fancyzhx/dbpedia_14").map(
+        lambda r: {"text": f"{r['title']} {r['content'].strip()}"})
+
+
+def _hub_yahoo() -> datasets.DatasetDict:
+    return datasets.load_dataset("community-datasets/yahoo_answers_topics").map(
+        lambda r: {"text": _unescaped(r["question_title"], r["question_content"], r["best_answer"]),
+                   "label": r["topic"]})
+
+
+def _hub_yelp_full() -> datasets.DatasetDict:
+    return datasets.load_dataset("Yelp/yelp_review_full")
+
+
+_SAMPLED = "train and test are samples of the official splits (MANIFEST); their row order is not the official one"
+_VALIDATION = f"validation = {TOPIC_VALIDATION_BUCKETS}% of the train sample by text hash"
+
+_register(Task(
+    name="dbpedia", kind="single_cls", language="en",
+    files=("dbpedia/train_subset10943.csv.gz", "dbpedia/test_sample7600.csv.gz"),
+    columns={"text": "title + ' ' + content", "title": "article title", "content": "article abstract",
+             "label": "class id 0-13 (see label_names)"},
+    text_columns=("text",), label_names=DBPEDIA_LABELS,
+    deviations=(_SAMPLED + ": train 10,943 of 560,000, test 7,600 of 70,000", _VALIDATION),
+    source="DBpedia ontology classification (Zhang et al. 2015)", hub="fancyzhx/dbpedia_14",
+    load_local=_load_dbpedia, load_hub=_hub_dbpedia,
+))
+
+_register(Task(
+    name="amazon_full", kind="single_cls", language="en",
+    files=("amazon_review_full/train_subset5000.csv.gz", "amazon_review_full/test_sample7600.csv.gz"),
+    columns={"text": "title + ' ' + review", "title": "review title", "review": "review text",
+             "label": "stars - 1 (0-4)"},
+    text_columns=("text",), label_names=STARS,
+    deviations=(_SAMPLED + ": train 5,000 of 3,000,000, test 7,600 of 650,000", _VALIDATION),
+    source="Amazon Review Full (Zhang et al. 2015)", load_local=_load_amazon_full,
+))
+
+_register(Task(
+    name="yahoo", kind="single_cls", language="en",
+    files=("yahoo_answers/train_subset9295.csv.gz", "yahoo_answers/test_sample2958.csv.gz"),
+    columns={"text": "question title + ' ' + question content + ' ' + best answer",
+             "label": "class id 0-9 (see label_names)"},
+    text_columns=("text",), label_names=YAHOO_LABELS,
+    deviations=(_SAMPLED + ": train 9,295 of 1,400,000, test 2,958 of 60,000", _VALIDATION,
+                "the test sample holds the three fields joined, so train is joined the same way"),
+    source="Yahoo! Answers topics (Zhang et al. 2015)", hub="community-datasets/yahoo_answers_topics",
+    load_local=_load_yahoo, load_hub=_hub_yahoo,
+))
+
+_register(Task(
+    name="yelp_full", kind="single_cls", language="en",
+    files=("yelp_review_full/train_subset5000.csv.gz", "yelp_review_full/test_sample100.csv.gz"),
+    columns={"text": "review text", "label": "stars - 1 (0-4)"},
+    text_columns=("text",), label_names=STARS,
+    deviations=("train is a 5,000-row sample of the official 650,000",
+                "only 100 official test rows are available (kept as split official_test_sample); validation and "
+                f"test are derived from the train sample by text hash: {YELP_FULL_SPLIT_BUCKETS[0]}% and "
+                f"{YELP_FULL_SPLIT_BUCKETS[1] - YELP_FULL_SPLIT_BUCKETS[0]}%"),
+    source="Yelp Review Full (Zhang et al. 2015)", hub="Yelp/yelp_review_full",
+    load_local=_load_yelp_full, load_hub=_hub_yelp_full,
+))
+
+
 def _as_candidates(rows: list[tuple[str, str, str, str]]) -> list[dict]:
     """WikiQA rows (question id, question, sentence, label) in the pair_match schema. A sentence's passage id is
     `<question id>-<n>`: the group before the dash holds the candidates that compete for one question, as a SQuAD

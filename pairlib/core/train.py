@@ -63,6 +63,9 @@ class TrainConfig:
     # more than the encoder's lr to leave their initialisation within a short run (FastBERT's classifiers)
     lr_by_prefix: dict[str, float] = field(default_factory=dict)
     save_every_steps: int | None = None
+    # evaluate every this many optimizer steps as well (a learning curve in `TrainResult.curve`); the best
+    # checkpoint is still chosen at the ends of epochs
+    eval_every_steps: int | None = None
     resume: bool = True
     find_unused_parameters: bool = False
     progress: bool = True
@@ -93,6 +96,8 @@ class TrainResult:
     global_step: int = 0
     seconds: float = 0.0
     resumed_from_step: int = 0
+    # with `eval_every_steps`: {"step", "train_loss" (mean since the previous point), **evaluate()} per point
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -349,6 +354,17 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
             replace_folder(tmp, last)
         acc.wait_for_everyone()
 
+    def curve_point(model: torch.nn.Module, running: list[float]) -> None:
+        since = state["global_step"] - (result.curve[-1]["step"] if result.curve else 0)
+        recent = running[-since * config.grad_accum:] if since else running
+        point: dict[str, Any] = {"step": state["global_step"], "train_loss": sum(recent) / max(len(recent), 1)}
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            model.eval()
+            point.update(evaluate(acc.unwrap_model(model)))
+            model.train()
+        result.curve.append(point)
+
     t0 = time.perf_counter() - result.seconds
     done = state["global_step"] >= total
     while state["epoch"] < config.epochs and not done:
@@ -381,6 +397,9 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
                 state["global_step"] += 1
                 bar.set_postfix(loss=f"{sum(running[-20:]) / len(running[-20:]):.4f}",
                                 lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)  # the bar redraws at its own pace
+                if (evaluate is not None and config.eval_every_steps
+                        and state["global_step"] % config.eval_every_steps == 0):
+                    curve_point(model, running)
                 if config.save_every_steps and state["global_step"] % config.save_every_steps == 0:
                     result.seconds = time.perf_counter() - t0
                     checkpoint()

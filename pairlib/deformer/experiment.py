@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir, written_atomically
-from pairlib.core.backbone import quiet_transformers
+from pairlib.core.backbone import backbone_identity, quiet_transformers
 from pairlib.core.losses import kd_loss, lrs_loss, weighted_sum
 from pairlib.core.teacher_cache import TeacherOutputs
 from pairlib.core.train import (
@@ -309,7 +309,7 @@ class Experiment:
     def artifact_dir(self, name: str, **extra) -> Path:
         """The folder of a model (or cache) of this experiment, named by everything it depends on."""
         return artifact_dir(self.out_dir, f"deformer-{self.recipe.task}-{name}",
-                            {"backbone": self.backbone, **self.recipe.model_settings(), **extra})
+                            {"backbone": backbone_identity(self.backbone), **self.recipe.model_settings(), **extra})
 
     def _fit(self, name: str, model, weights: LossWeights, teacher, epochs: int, segments: Segments, **extra):
         r = self.recipe

@@ -12,6 +12,7 @@ mean of the teacher's logits (an earlier `cpu` run of 41).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir, written_atomically
-from pairlib.core.backbone import load_tokenizer
+from pairlib.core.backbone import backbone_identity, load_tokenizer
 from pairlib.core.train import (
     RecipeBase,
     TensorDictDataset,
@@ -226,7 +227,7 @@ class DiPairExperiment:
     def artifact_dir(self, name: str, depends_on: str, **extra) -> Path:
         """`depends_on`: the kind of model (see `DiPairRecipe.settings_for`), whose settings name the folder."""
         return artifact_dir(self.out_dir, f"dipair-{self.recipe.task}-{name}",
-                            {"backbone": self.backbone, **self.recipe.settings_for(depends_on), **extra})
+                            {"backbone": backbone_identity(self.backbone), **self.recipe.settings_for(depends_on), **extra})
 
     def _config(self, out: Path, epochs: int, lr: float, frozen=(), lr_by_prefix=None) -> TrainConfig:
         r = self.recipe
@@ -234,13 +235,6 @@ class DiPairExperiment:
                            warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
                            lr_by_prefix=lr_by_prefix or {}, save_every_steps=r.save_every_steps,
                            precision=r.training_precision(), progress=self.progress)
-
-    def _new_layer_lrs(self, model, stage: str = "end to end") -> dict[str, float]:
-        """Own learning rates for the student's new layers when it trains whole. End to end they start untrained:
-        at the encoders' 5e-5 they move little in a few hundred steps, and the encoders bend to absorb their offset
-        from the teacher's logits. In stage 2 they were fitted in stage 1, which stage 2 can give back."""
-        lr = self.recipe.new_layer_lr if stage == "end to end" else self.recipe.stage2_head_lr
-        return {} if lr is None else dict.fromkeys(model.new_layer_prefixes, lr)
 
     def _record(self, name: str, stage: str, out: Path, pairs: int, epochs: int, lr: float,
                 result: TrainResult, new_layer_lr: float | None = None) -> None:
@@ -251,20 +245,28 @@ class DiPairExperiment:
                              "final_train_loss": result.history[-1]["train_loss"] if result.history else None})
 
     def _fit(self, name: str, depends_on: str, model, tensors, loss_fn, epochs: int, lr: float, frozen=(),
-             stage: str = "", lr_by_prefix=None, **extra):
+             stage: str = "", new_layer_lr: float | None = None,
+             prepare: Callable[[torch.nn.Module], None] | None = None, **extra):
+        """`new_layer_lr`: the rate of the model's `new_layer_prefixes` (None: `lr`). `prepare` sets starting values
+        before training; it is skipped when the trained model is only reloaded."""
         out = self.artifact_dir(name, depends_on, **extra)
+        if prepare is not None and finished_result(out) is None:
+            prepare(model)
+        lr_by_prefix = {} if new_layer_lr is None else dict.fromkeys(model.new_layer_prefixes, new_layer_lr)
         dataset = TensorDictDataset(tensors)
         trained, result = train_and_reload(model, dataset, loss_fn, self._config(out, epochs, lr, frozen,
                                                                                   lr_by_prefix))
-        new_lrs = set((lr_by_prefix or {}).values())
-        self._record(name, stage, out, len(dataset), epochs, lr, result, new_lrs.pop() if len(new_lrs) == 1 else None)
+        self._record(name, stage, out, len(dataset), epochs, lr, result, new_layer_lr)
         return trained
 
-    def _fit_student(self, name: str, depends_on: str, model, epochs: int, stage: str, **extra):
-        """A student trained whole on the teacher's pool scores, its new layers at their own lr."""
-        r = self.recipe
-        return self._fit(name, depends_on, model, self.pool(), score_loss, epochs, r.student_lr, stage=stage,
-                         lr_by_prefix=self._new_layer_lrs(model, stage), **extra)
+    def _fit_student(self, name: str, depends_on: str, model, epochs: int, stage: str, new_layer_lr: float | None,
+                     **extra):
+        """A student trained whole on the teacher's pool scores. Its new layers get their own rate: end to end they
+        start untrained, and at the encoders' 5e-5 they move little in a few hundred steps while the encoders bend
+        to absorb their offset from the teacher's logits; in stage 2 they were fitted in stage 1, which a lower
+        rate may keep."""
+        return self._fit(name, depends_on, model, self.pool(), score_loss, epochs, self.recipe.student_lr,
+                         stage=stage, new_layer_lr=new_layer_lr, **extra)
 
     def _fit_head(self, name: str, model: DiPairModel, **extra) -> DiPairModel:
         """Stage 1: the encoders frozen, so their kept states are computed once (each unique query and passage)
@@ -319,9 +321,9 @@ class DiPairExperiment:
             self._pool_tensors = tensors
         return self._pool_tensors
 
-    def distil(self, name: str, model, schedule: str = "two-stage", **extra):
+    def distil(self, name: str, model, schedule: str = "two-stage", prepare=None, **extra):
         """A student trained on the teacher's pool scores: two-stage (stage 1 with the pretrained encoders frozen,
-        then everything) or end to end with one more full epoch (see below)."""
+        then everything) or end to end with one more full epoch (see below). `prepare`: see `_fit` (end to end)."""
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         r, pool = self.recipe, self.pool()
@@ -329,15 +331,18 @@ class DiPairExperiment:
         if schedule == "two-stage" and isinstance(model, DiPairModel):
             extra["stage1"] = "kept-states"  # stage 1 on states computed once (folders of older runs differ)
             model = self._fit_head(f"{name}-stage1", model, **extra)
-            return self._fit_student(f"{name}-stage2", "two-stage", model, r.student_epochs, "2 (all)", **extra)
+            return self._fit_student(f"{name}-stage2", "two-stage", model, r.student_epochs, "2 (all)",
+                                     r.stage2_head_lr, **extra)
         if schedule == "two-stage" and two_encoders:
             model = self._fit(f"{name}-stage1", "two-stage", model, pool, score_loss, r.stage1_epochs, r.stage1_lr,
                               frozen=model.encoder_prefixes, stage="1 (encoders frozen)", **extra)
-            return self._fit_student(f"{name}-stage2", "two-stage", model, r.student_epochs, "2 (all)", **extra)
+            return self._fit_student(f"{name}-stage2", "two-stage", model, r.student_epochs, "2 (all)",
+                                     r.stage2_head_lr, **extra)
         # end to end, a two-encoder student gets one more full epoch: the pass over the encoders that two-stage
         # training spends on stage 1 (once, however many head epochs follow)
         epochs = r.student_epochs + (1 if two_encoders else 0)
-        return self._fit_student(f"{name}-end-to-end", "end-to-end", model, epochs, "end to end", **extra)
+        return self._fit_student(f"{name}-end-to-end", "end-to-end", model, epochs, "end to end", r.new_layer_lr,
+                                 prepare=prepare, **extra)
 
     def dipair(self, schedule: str = "two-stage", **head) -> DiPairModel:
         seed_new_weights(self.recipe.seed)
@@ -354,10 +359,11 @@ class DiPairExperiment:
     def dual(self, scorer: str) -> DualEncoder:
         seed_new_weights(self.recipe.seed)
         model = DualEncoder.from_backbone(self.backbone, scorer=scorer)
-        finished = finished_result(self.artifact_dir(f"de-{scorer}-end-to-end", "end-to-end")) is not None
-        if scorer == "cosine" and self.recipe.calibrate_cosine and not finished:
-            model.calibrate(self.pool_cosines(model), self.pool()["targets"])
-        return self.distil(f"de-{scorer}", model, "end-to-end")
+        calibrate = None
+        if scorer == "cosine" and self.recipe.calibrate_cosine:
+            def calibrate(m: DualEncoder) -> None:
+                m.calibrate(self.pool_cosines(m), self.pool()["targets"])
+        return self.distil(f"de-{scorer}", model, "end-to-end", prepare=calibrate)
 
     def pool_cosines(self, model: DualEncoder) -> torch.Tensor:
         """The dual encoder's cosine for each pool pair (its scale and bias set aside)."""

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir
-from pairlib.core.backbone import load_tokenizer
+from pairlib.core.backbone import backbone_identity, load_tokenizer
 from pairlib.core.losses import self_distillation_loss
 from pairlib.core.train import RecipeBase, TensorDictDataset, TrainConfig, seed_new_weights, train_and_reload
 from pairlib.fastbert.modeling import FastBertForSequenceClassification, full_model_flops, sample_flops
@@ -97,7 +97,7 @@ class FastBertExperiment:
         if settings["classifier_lr"] is None:  # folders named before the setting existed keep their names
             del settings["classifier_lr"]
         return artifact_dir(self.out_dir, f"fastbert-{self.recipe.task}-{name}",
-                            {"backbone": self.backbone, **settings, **extra})
+                            {"backbone": backbone_identity(self.backbone), **settings, **extra})
 
     def _label_lrs(self) -> dict[str, float]:
         lr = self.recipe.classifier_lr
