@@ -76,6 +76,20 @@ def _pretrained_here(name: str) -> str:
 BUILTIN_BACKBONES = {"minilm-l6": _minilm_path, **{n: (lambda n=n: _pretrained_here(n)) for n in PRETRAINED_HERE}}
 
 
+def pretrained_backbone(name: str, out_dir: str | Path) -> str:
+    """A notebook's backbone: one pretrained here (`zh-mini`) is taken from the models folder of the outputs the
+    notebook writes to (where notebook 34 of the same run saved it), so that a smoke run, a test run in a temporary
+    folder and a cpu run each use their own; any other name is returned as it is."""
+    if name not in PRETRAINED_HERE:
+        return name
+    folder = Path(out_dir) / "models" / name
+    if not (folder / "config.json").is_file():
+        raise BackboneError(f"backbone {name!r} has not been pretrained into {shown(folder)}: run notebook "
+                            f"{PRETRAINED_HERE[name]} with the same profile first (`pairlib run --profile <profile> "
+                            f"--only {PRETRAINED_HERE[name]}`)")
+    return str(folder)
+
+
 def backbone_identity(name: str) -> str:
     """What names a backbone in the folders of the models fine-tuned from it. A published backbone is its name; one
     pretrained here (`zh-mini`, or a folder holding `pretraining.json`) adds a hash of how it was pretrained, so that
