@@ -124,3 +124,13 @@ def test_a_job_stopped_part_way_resumes_on_ray_to_the_same_output(inputs, tmp_pa
         ray.shutdown()
     assert report["encode_tasks_run"] == 0 and report["score_tasks_run"] == 4 - len(done)
     pd.testing.assert_frame_equal(read_scores(tmp_path / "part"), read_scores(tmp_path / "whole"))
+
+
+def test_a_model_saved_for_serving_brings_its_tokenizer_and_lengths(inputs, tmp_path):
+    from pairlib.serve.models import load_served_model, save_for_serving
+    root, _, models = inputs
+    folder = save_for_serving(models["cosine"], load_tokenizer("minilm-l6"), tmp_path / "de-cos", **LENGTHS)
+    served = load_served_model(folder)
+    assert (served.query_length, served.passage_length, served.cross_length) == (12, 24, 32)
+    with pytest.raises(ServeError, match="unknown length"):
+        save_for_serving(models["cosine"], load_tokenizer("minilm-l6"), tmp_path / "x", query_len=3)

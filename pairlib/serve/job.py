@@ -217,14 +217,18 @@ def actor_plan(cpus: float) -> tuple[int, float, int]:
 
 
 def _run_on_ray(tasks: list[dict], settings: dict, address: str | None) -> list[dict]:
+    import logging
+
     import ray
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                  configure_logging=False, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset execution plans in a notebook
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     actors, cpus_each, threads = actor_plan(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
     ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
     done = ds.map_batches(ShardWorker, fn_constructor_kwargs={"settings": settings, "threads": threads},
-                          batch_size=1, concurrency=min(actors, len(tasks)), num_cpus=cpus_each).take_all()
+                          batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(actors, len(tasks))),
+                          num_cpus=cpus_each).take_all()
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in done]

@@ -43,10 +43,25 @@ def model_fingerprint(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def save_for_serving(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, folder: str | Path,
+                     **lengths: int) -> Path:
+    """A model ready for `pairlib score --model <folder>`: its weights, its tokenizer and the lengths it was trained
+    with (`serving.json`)."""
+    folder = Path(folder)
+    with quiet_transformers():
+        model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    unknown = set(lengths) - set(DEFAULT_LENGTHS)
+    if unknown:
+        raise ServeError(f"unknown length(s) {sorted(unknown)}; known: {sorted(DEFAULT_LENGTHS)}")
+    (folder / "serving.json").write_text(json.dumps(lengths, indent=1) + "\n")
+    return folder
+
+
 def _training_settings(folder: Path) -> dict:
-    """The settings pairlib wrote beside a trained model (`<artifact>/settings.json`; the model is in
-    `<artifact>/best`)."""
-    for place in (folder / "settings.json", folder.parent / "settings.json"):
+    """The lengths saved with a model for serving (`serving.json`), else the settings pairlib wrote beside a trained
+    model (`<artifact>/settings.json`; the model is in `<artifact>/best`)."""
+    for place in (folder / "serving.json", folder / "settings.json", folder.parent / "settings.json"):
         if place.is_file():
             return json.loads(place.read_text())
     return {}
