@@ -80,3 +80,13 @@ def test_a_backbone_pretrained_here_names_its_models_by_how_it_was_pretrained(tm
     assert backbone_identity(str(a)) == backbone_identity(str(b)) != "zh-x"  # the same wherever it lies
     (b / "pretraining.json").write_text('{"hidden": 128}')
     assert backbone_identity(str(a)) != backbone_identity(str(b))  # pretrained again differently: a new name
+
+
+def test_a_notebook_takes_zh_mini_from_its_own_outputs(tmp_path):
+    from pairlib.core.backbone import pretrained_backbone
+    assert pretrained_backbone("minilm-l6", tmp_path) == "minilm-l6"
+    with pytest.raises(BackboneError, match="has not been pretrained into.*34_zh_pretrain"):
+        pretrained_backbone("zh-mini", tmp_path)
+    (tmp_path / "models" / "zh-mini").mkdir(parents=True)
+    (tmp_path / "models" / "zh-mini" / "config.json").write_text("{}")
+    assert pretrained_backbone("zh-mini", tmp_path) == str(tmp_path / "models" / "zh-mini")

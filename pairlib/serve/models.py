@@ -1,0 +1,146 @@
+"""A saved pair-scoring model, split the way a cache serves it: what one text alone gives (encoded once per distinct
+passage or query) and what each pair costs on top.
+
+- DiPair (`dipair`): each side's kept, projected states; per pair, the head.
+- DE-Cos / DE-FFNN (`pair-dual-encoder`): each side's pooled vector; per pair, the cosine (or the small FFNN).
+- Cross-encoder (`pair-cross-encoder`): nothing can be computed per side; per pair, the whole encoder over
+  `[CLS] query [SEP] passage [SEP]` (the reference every cached path is compared with).
+
+Sides are returned as numpy arrays in the store's dtype (float16 by default: half the bytes, scores within about
+1e-2 of float32), so that they can be written to disk and read back memory-mapped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from pairlib.core.backbone import load_tokenizer, quiet_transformers
+from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder, EncodedSide
+
+KINDS = {"dipair": DiPairModel, "pair-dual-encoder": DualEncoder, "pair-cross-encoder": CrossEncoder}
+DTYPES = ("float16", "float32")
+# used when the model's folder does not say (its training settings.json, one level up, usually does)
+DEFAULT_LENGTHS = {"query_length": 32, "passage_length": 128, "cross_length": 160}
+
+
+class ServeError(ValueError):
+    """Bad input to a scoring job, found before any work starts; the message says what to do."""
+
+
+def model_fingerprint(folder: Path) -> str:
+    """Names the model a store was built by: its config and its weights, byte for byte."""
+    h = hashlib.sha1()
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + [folder / "config.json"]:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def save_for_serving(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, folder: str | Path,
+                     **lengths: int) -> Path:
+    """A model ready for `pairlib score --model <folder>`: its weights, its tokenizer and the lengths it was trained
+    with (`serving.json`)."""
+    folder = Path(folder)
+    with quiet_transformers():
+        model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    unknown = set(lengths) - set(DEFAULT_LENGTHS)
+    if unknown:
+        raise ServeError(f"unknown length(s) {sorted(unknown)}; known: {sorted(DEFAULT_LENGTHS)}")
+    (folder / "serving.json").write_text(json.dumps(lengths, indent=1) + "\n")
+    return folder
+
+
+def _training_settings(folder: Path) -> dict:
+    """The lengths saved with a model for serving (`serving.json`), else the settings pairlib wrote beside a trained
+    model (`<artifact>/settings.json`; the model is in `<artifact>/best`)."""
+    for place in (folder / "serving.json", folder / "settings.json", folder.parent / "settings.json"):
+        if place.is_file():
+            return json.loads(place.read_text())
+    return {}
+
+
+@dataclass
+class ServedModel:
+    model: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    kind: str
+    fingerprint: str
+    query_length: int
+    passage_length: int
+    cross_length: int
+    dtype: str = "float16"
+
+    @property
+    def caches_sides(self) -> bool:
+        return self.kind != "pair-cross-encoder"
+
+    def _tokens(self, texts: list[str], length: int) -> dict[str, torch.Tensor]:
+        return self.tokenizer(texts, padding="max_length", truncation=True, max_length=length, return_tensors="pt")
+
+    @torch.inference_mode()
+    def encode(self, side: str, texts: list[str]) -> dict[str, np.ndarray]:
+        """What one side's texts give alone: the arrays a store keeps per text."""
+        if not self.caches_sides:
+            return {"text": np.asarray(texts, dtype=object)}
+        enc = self._tokens(texts, self.query_length if side == "query" else self.passage_length)
+        encode = self.model.encode_query if side == "query" else self.model.encode_passage
+        out = encode(enc["input_ids"], enc["attention_mask"])
+        if self.kind == "dipair":
+            return {"states": out.states.float().numpy().astype(self.dtype), "mask": out.mask.numpy().astype(np.int8)}
+        return {"vector": out.float().numpy().astype(self.dtype)}
+
+    @torch.inference_mode()
+    def score(self, query: dict[str, np.ndarray], passage: dict[str, np.ndarray]) -> np.ndarray:
+        """Scores of aligned rows: query[i] with passage[i]."""
+        if self.kind == "dipair":
+            def side(a):
+                return EncodedSide(states=torch.from_numpy(np.asarray(a["states"], dtype=np.float32)),
+                                   mask=torch.from_numpy(np.asarray(a["mask"], dtype=np.int64)))
+            scores = self.model.score(side(query), side(passage))
+        elif self.kind == "pair-dual-encoder":
+            scores = self.model.score(torch.from_numpy(np.asarray(query["vector"], dtype=np.float32)),
+                                      torch.from_numpy(np.asarray(passage["vector"], dtype=np.float32)))
+        else:
+            enc = self.tokenizer(list(query["text"]), list(passage["text"]), padding="max_length",
+                                 truncation="longest_first", max_length=self.cross_length, return_tensors="pt")
+            scores = self.model(**enc)
+        return scores.float().numpy()
+
+
+def load_served_model(model_dir: str | Path, tokenizer: str | None = None, dtype: str = "float16",
+                      **lengths: int | None) -> ServedModel:
+    """A saved model folder (a notebook's `<artifact>/best`, or any `save_pretrained` folder of the three kinds).
+    The tokenizer and the lengths come from the folder, else from the training settings beside it, else from the
+    arguments; anything still missing is an error that says which argument to give."""
+    folder = Path(model_dir)
+    if not (folder / "config.json").is_file():
+        raise ServeError(f"{folder} is not a saved model folder (no config.json): give the folder a notebook saved "
+                         "(e.g. outputs/cpu/artifacts/<model>/best) or one written by save_pretrained")
+    if dtype not in DTYPES:
+        raise ServeError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    kind = json.loads((folder / "config.json").read_text()).get("model_type")
+    if kind not in KINDS:
+        raise ServeError(f"{folder} holds a model of kind {kind!r}, which does not score pairs here; kinds that do: "
+                         f"{', '.join(KINDS)} (DiPair, DE-Cos / DE-FFNN, cross-encoder)")
+    settings = _training_settings(folder)
+    chosen = {k: lengths.get(k) or settings.get(k) or DEFAULT_LENGTHS[k] for k in DEFAULT_LENGTHS}
+    if tokenizer is not None:
+        tok = load_tokenizer(tokenizer)
+    elif (folder / "tokenizer_config.json").is_file():
+        tok = AutoTokenizer.from_pretrained(folder)
+    elif "backbone" in settings:
+        tok = load_tokenizer(str(settings["backbone"]).split("@")[0])
+    else:
+        raise ServeError(f"{folder} has no tokenizer and no training settings naming its backbone: pass --tokenizer "
+                         "(e.g. minilm-l6)")
+    with quiet_transformers():
+        model = KINDS[kind].from_pretrained(folder).eval()
+    return ServedModel(model, tok, kind, model_fingerprint(folder), dtype=dtype, **chosen)

@@ -1,0 +1,136 @@
+"""The batch scoring job (pairlib.serve): the cached path gives the model's own scores, bad input is refused before
+any work, and a job stopped part-way resumes to the same output, on Ray as in-process."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pairlib.core.backbone import load_tokenizer
+from pairlib.dipair.experiment import encode_pairs
+from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder
+from pairlib.serve.job import ScoreJob, read_scores
+from pairlib.serve.models import ServeError
+
+LENGTHS = {"query_length": 12, "passage_length": 24, "cross_length": 32}
+PASSAGES = ["The Eiffel Tower is in Paris.", "Photosynthesis turns light into chemical energy.",
+            "The Nile flows north into the Mediterranean.", "Mount Everest is the highest mountain.",
+            "Python is a programming language.", "The heart pumps blood through the body."]
+QUERIES = ["where is the eiffel tower", "what does photosynthesis do", "which way does the nile flow",
+           "what is the highest mountain"]
+
+
+def _model(kind: str):
+    torch.manual_seed(0)
+    if kind == "dipair":
+        return DiPairModel.from_backbone("minilm-l6", query_tokens=2, passage_tokens=4, head_dim=32, head_heads=2)
+    if kind == "cosine":
+        return DualEncoder.from_backbone("minilm-l6", scorer="cosine")
+    return CrossEncoder.from_backbone("minilm-l6", num_layers=1)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    pd.DataFrame({"passage_id": [f"p{i}" for i in range(6)], "text": PASSAGES}).to_parquet(root / "passages.parquet")
+    pd.DataFrame({"query_id": [f"q{i}" for i in range(4)], "text": QUERIES}).to_parquet(root / "queries.parquet")
+    pairs = pd.DataFrame([(f"q{q}", f"p{p}") for q in range(4) for p in range(6)], columns=["query_id", "passage_id"])
+    pairs.to_parquet(root / "pairs.parquet")
+    tok = load_tokenizer("minilm-l6")
+    models = {}
+    for kind in ("dipair", "cosine", "cross"):
+        model = _model(kind).eval()
+        model.save_pretrained(root / kind)
+        tok.save_pretrained(root / kind)
+        models[kind] = model
+    return root, pairs, models
+
+
+def _job(root, kind, out, **kw):
+    return ScoreJob(str(root / kind), str(root / "passages.parquet"), str(root / "queries.parquet"),
+                    str(root / "pairs.parquet"), str(out), **{"engine": "local", "lengths": LENGTHS, **kw})
+
+
+def _own_forward(model, pairs) -> np.ndarray:
+    tok = load_tokenizer("minilm-l6")
+    q = [QUERIES[int(i[1:])] for i in pairs.query_id]
+    p = [PASSAGES[int(i[1:])] for i in pairs.passage_id]
+    enc = encode_pairs(tok, q, p, **LENGTHS)
+    with torch.inference_mode():
+        return model(**enc).float().numpy()
+
+
+@pytest.mark.parametrize("kind", ["dipair", "cosine", "cross"])
+def test_cached_scores_equal_the_models_own_forward(inputs, tmp_path, kind):
+    root, pairs, models = inputs
+    job = _job(root, kind, tmp_path / "f32", dtype="float32", side_shard_size=4, pair_shard_size=7, batch_size=5)
+    report = job.run(progress=False)
+    scores = job.scores()
+    assert report["encode_tasks_run"] == 2 + 1 and report["score_tasks_run"] == 4
+    assert list(scores.query_id) == list(pairs.query_id) and list(scores.passage_id) == list(pairs.passage_id)
+    np.testing.assert_allclose(scores.score, _own_forward(models[kind], pairs), atol=1e-5, rtol=1e-5)
+    half = _job(root, kind, tmp_path / "f16").run(progress=False)  # the default: stores in float16
+    np.testing.assert_allclose(read_scores(tmp_path / "f16").score, scores.score, atol=3e-2)
+    assert half["store_bytes"] < report["store_bytes"] or kind == "cross"
+
+
+def test_bad_input_is_refused_before_any_work(inputs, tmp_path):
+    root, pairs, _ = inputs
+    pd.DataFrame({"passage_id": ["p0"], "body": ["x"]}).to_parquet(tmp_path / "bad_passages.parquet")
+    with pytest.raises(ServeError, match=r"lacks column\(s\) \['text'\]"):
+        ScoreJob(str(root / "dipair"), str(tmp_path / "bad_passages.parquet"), str(root / "queries.parquet"),
+                 str(root / "pairs.parquet"), str(tmp_path / "out"), engine="local")
+    pd.concat([pairs, pd.DataFrame({"query_id": ["q9"], "passage_id": ["p0"]})]).to_parquet(tmp_path / "pairs.parquet")
+    with pytest.raises(ServeError, match=r"1 pair\(s\) name a query_id that --queries lacks, e.g. \['q9'\]"):
+        ScoreJob(str(root / "dipair"), str(root / "passages.parquet"), str(root / "queries.parquet"),
+                 str(tmp_path / "pairs.parquet"), str(tmp_path / "out"), engine="local")
+    with pytest.raises(ServeError, match="not a saved model folder"):
+        _job(root, "no-such-model", tmp_path / "out")
+    from transformers import BertConfig, BertModel
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+              ).save_pretrained(root / "plain-bert")
+    with pytest.raises(ServeError, match="kind 'bert', which does not score pairs"):
+        _job(root, "plain-bert", tmp_path / "out")
+    with pytest.raises(ServeError, match="engine must be one of"):
+        _job(root, "dipair", tmp_path / "out", engine="spark")
+    assert not (tmp_path / "out").exists()  # nothing written by a refused job
+    _job(root, "dipair", tmp_path / "built").run(progress=False)
+    with pytest.raises(ServeError, match="was built with model="):
+        _job(root, "cosine", tmp_path / "built")
+
+
+def test_a_job_stopped_part_way_resumes_on_ray_to_the_same_output(inputs, tmp_path, monkeypatch):
+    root, _, _ = inputs
+    whole = _job(root, "dipair", tmp_path / "whole", pair_shard_size=6)
+    whole.run(progress=False)
+    from pairlib.serve import job as job_module
+    calls = {"n": 0}
+    real = job_module.ShardWorker.do
+
+    def stops_after_two(self, task):
+        calls["n"] += 1
+        if task["stage"] == "score" and calls["n"] > 4:
+            raise KeyboardInterrupt("killed")
+        return real(self, task)
+    monkeypatch.setattr(job_module.ShardWorker, "do", stops_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        _job(root, "dipair", tmp_path / "part", pair_shard_size=6).run(progress=False)
+    monkeypatch.setattr(job_module.ShardWorker, "do", real)
+    done = sorted(p.name for p in (tmp_path / "part" / "scores").glob("shard-*.parquet"))
+    assert 0 < len(done) < 4
+    import ray
+    try:
+        report = _job(root, "dipair", tmp_path / "part", pair_shard_size=6, engine="ray").run(progress=False)
+    finally:
+        ray.shutdown()
+    assert report["encode_tasks_run"] == 0 and report["score_tasks_run"] == 4 - len(done)
+    pd.testing.assert_frame_equal(read_scores(tmp_path / "part"), read_scores(tmp_path / "whole"))
+
+
+def test_a_model_saved_for_serving_brings_its_tokenizer_and_lengths(inputs, tmp_path):
+    from pairlib.serve.models import load_served_model, save_for_serving
+    root, _, models = inputs
+    folder = save_for_serving(models["cosine"], load_tokenizer("minilm-l6"), tmp_path / "de-cos", **LENGTHS)
+    served = load_served_model(folder)
+    assert (served.query_length, served.passage_length, served.cross_length) == (12, 24, 32)
+    with pytest.raises(ServeError, match="unknown length"):
+        save_for_serving(models["cosine"], load_tokenizer("minilm-l6"), tmp_path / "x", query_len=3)
