@@ -354,16 +354,19 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
             replace_folder(tmp, last)
         acc.wait_for_everyone()
 
-    def curve_point(model: torch.nn.Module, running: list[float]) -> None:
-        since = state["global_step"] - (result.curve[-1]["step"] if result.curve else 0)
-        recent = running[-since * config.grad_accum:] if since else running
-        point: dict[str, Any] = {"step": state["global_step"], "train_loss": sum(recent) / max(len(recent), 1)}
+    def evaluated(record: dict[str, Any]) -> dict[str, Any]:
+        """`record` with the evaluation's metrics, computed by the main process while the others wait."""
         acc.wait_for_everyone()
         if acc.is_main_process:
             model.eval()
-            point.update(evaluate(acc.unwrap_model(model)))
+            record.update(evaluate(acc.unwrap_model(model)))
             model.train()
-        result.curve.append(point)
+        return record
+
+    def curve_point(running: list[float]) -> None:
+        since = state["global_step"] - (result.curve[-1]["step"] if result.curve else 0)
+        recent = running[-since * config.grad_accum:] if since else running
+        result.curve.append(evaluated({"step": state["global_step"], "train_loss": sum(recent) / max(len(recent), 1)}))
 
     t0 = time.perf_counter() - result.seconds
     done = state["global_step"] >= total
@@ -399,7 +402,7 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
                                 lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)  # the bar redraws at its own pace
                 if (evaluate is not None and config.eval_every_steps
                         and state["global_step"] % config.eval_every_steps == 0):
-                    curve_point(model, running)
+                    curve_point(running)
                 if config.save_every_steps and state["global_step"] % config.save_every_steps == 0:
                     result.seconds = time.perf_counter() - t0
                     checkpoint()
@@ -410,11 +413,7 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
         record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"],
                                   "train_loss": sum(running) / max(len(running), 1)}
         if evaluate is not None:
-            acc.wait_for_everyone()
-            if acc.is_main_process:
-                model.eval()
-                record.update(evaluate(acc.unwrap_model(model)))
-                model.train()
+            evaluated(record)
         result.history.append(record)
         acc.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         metric = record.get(config.metric) if config.metric else None
