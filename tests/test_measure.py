@@ -77,4 +77,4 @@ def test_peak_resident_memory_sees_a_child_process():
         pass
     with PeakResidentMemory() as with_child:
         subprocess.run([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); time.sleep(0.5)"], check=True)
-    assert with_child.peak_bytes > alone.peak_bytes + 200 * 2**20
+    assert with_child.peak_bytes > alone.peak_bytes + 200 * 2**20 and with_child.added_bytes > 200 * 2**20

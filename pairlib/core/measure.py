@@ -236,7 +236,7 @@ class PeakResidentMemory:
     runs, sampled every `interval` seconds: `ru_maxrss` would only give this process's peak since it started."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.interval, self.peak_bytes = interval, 0
+        self.interval, self.peak_bytes, self.start_bytes = interval, 0, 0
 
     def _sample(self) -> int:
         import psutil
@@ -253,9 +253,14 @@ class PeakResidentMemory:
         while not self._stop.wait(self.interval):
             self.peak_bytes = max(self.peak_bytes, self._sample())
 
+    @property
+    def added_bytes(self) -> int:
+        """The peak above what was resident when the block began: what the block itself cost."""
+        return self.peak_bytes - self.start_bytes
+
     def __enter__(self) -> "PeakResidentMemory":
         import threading
-        self.peak_bytes = self._sample()
+        self.peak_bytes = self.start_bytes = self._sample()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -265,3 +270,8 @@ class PeakResidentMemory:
         self._stop.set()
         self._thread.join()
         self.peak_bytes = max(self.peak_bytes, self._sample())
+
+    @property
+    def added_bytes(self) -> int:
+        """The peak above what was resident when the block began: what the block itself cost."""
+        return self.peak_bytes - self.start_bytes
