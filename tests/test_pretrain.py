@@ -62,3 +62,29 @@ def test_pretraining_lowers_the_held_out_loss_and_saves_a_backbone(tmp_path):
     assert torch.equal(encoder.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)
     again, again_result = Pretraining(recipe, tmp_path, progress=False).run()  # finished: reloaded, not retrained
     assert again_result.curve == result.curve
+
+
+def test_an_interrupted_pretraining_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """Resumed, the run continues from its last checkpoint and ends where an uninterrupted one does. Its weights are
+    close to, not equal to, the uninterrupted run's: Accelerate's loader has already collated (and so masked) the
+    batch after the checkpoint when the random state is saved, so the masks drawn after a resume differ."""
+    from pairlib.core import pretrain
+    recipe = PretrainRecipe(tasks=["chnsenticorp"], layers=1, hidden=32, heads=2, intermediate=64, block_length=16,
+                            max_blocks=96, eval_blocks=8, epochs=2, batch_size=16, lr=1e-3, save_every_steps=2)
+    straight, straight_result = Pretraining(recipe, tmp_path / "a", progress=False).run()
+    calls, real = {"n": 0}, pretrain.mlm_loss
+
+    def stops(model, batch, teacher=None):
+        calls["n"] += 1
+        if calls["n"] == 9:  # mid second epoch, after the checkpoint at step 8
+            raise KeyboardInterrupt
+        return real(model, batch, teacher)
+    monkeypatch.setattr(pretrain, "mlm_loss", stops)
+    with pytest.raises(KeyboardInterrupt):
+        Pretraining(recipe, tmp_path / "b", progress=False).run()
+    monkeypatch.undo()
+    resumed, result = Pretraining(recipe, tmp_path / "b", progress=False).run()
+    assert result.resumed_from_step == 8 and result.global_step == straight_result.global_step == 12
+    assert result.history[-1]["mlm_loss"] == pytest.approx(straight_result.history[-1]["mlm_loss"], abs=0.05)
+    for (name, a), b in zip(straight.named_parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-2, rtol=0, msg=name)

@@ -13,6 +13,10 @@ Texts are packed as in transformers' `run_mlm.py`: tokenised, joined with [SEP],
 the train texts (by hash) is held out to measure the MLM loss and the accuracy on masked tokens, masked once with a
 fixed seed so that every evaluation scores the same positions.
 
+A stopped run continues from its last checkpoint (`save_every_steps`). It does not continue bit for bit: Accelerate's
+loader has already collated, and so masked, the batch after a checkpoint when the random state is saved, so the masks
+drawn after a resume differ from an uninterrupted run's (tests/test_pretrain.py bounds the difference).
+
 The result is saved as a Hugging Face model with its tokenizer (`save_pretrained`), so it loads as a backbone by
 name (`pairlib.core.backbone`, `zh-mini`) or by folder.
 """
