@@ -363,10 +363,13 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
             model.train()
         return record
 
-    def curve_point(running: list[float]) -> None:
+    def loss_since_last_point(running: list[float]) -> float:
         since = state["global_step"] - (result.curve[-1]["step"] if result.curve else 0)
         recent = running[-since * config.grad_accum:] if since else running
-        result.curve.append(evaluated({"step": state["global_step"], "train_loss": sum(recent) / max(len(recent), 1)}))
+        return sum(recent) / max(len(recent), 1)
+
+    def curve_point(running: list[float]) -> None:
+        result.curve.append(evaluated({"step": state["global_step"], "train_loss": loss_since_last_point(running)}))
 
     t0 = time.perf_counter() - result.seconds
     done = state["global_step"] >= total
@@ -414,6 +417,9 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
                                   "train_loss": sum(running) / max(len(running), 1)}
         if evaluate is not None:
             evaluated(record)
+            if config.eval_every_steps and (not result.curve or result.curve[-1]["step"] != state["global_step"]):
+                # a point at the epoch's end too, its train loss since the previous point as every other's
+                result.curve.append({**record, "train_loss": loss_since_last_point(running)})
         result.history.append(record)
         acc.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
         metric = record.get(config.metric) if config.metric else None
