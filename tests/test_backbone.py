@@ -62,14 +62,6 @@ def test_zh_mini_not_built_yet_says_how_to_build_it(tmp_path, monkeypatch):
     assert resolve_backbone("zh-mini") == str(tmp_path / "zh-mini")
 
 
-def test_zh_mini_comes_from_the_profile_being_run(monkeypatch):
-    from pairlib.core.backbone import pretrained_here_dir
-    monkeypatch.delenv("PAIRLIB_MODELS", raising=False)
-    monkeypatch.setenv("PAIRLIB_PROFILE", "no-such-profile")
-    with pytest.raises(BackboneError, match=str(pretrained_here_dir("zh-mini", "no-such-profile").parent.parent.name)):
-        resolve_backbone("zh-mini")
-
-
 def test_a_backbone_pretrained_here_names_its_models_by_how_it_was_pretrained(tmp_path):
     from pairlib.core.backbone import backbone_identity
     assert backbone_identity("minilm-l6") == "minilm-l6"

@@ -134,3 +134,4 @@ def test_a_model_saved_for_serving_brings_its_tokenizer_and_lengths(inputs, tmp_
     assert (served.query_length, served.passage_length, served.cross_length) == (12, 24, 32)
     with pytest.raises(ServeError, match="unknown length"):
         save_for_serving(models["cosine"], load_tokenizer("minilm-l6"), tmp_path / "x", query_len=3)
+    assert not (tmp_path / "x").exists()  # refused before anything is written

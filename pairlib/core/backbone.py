@@ -44,7 +44,6 @@ def _minilm_path() -> str:
 
 # backbones this project pretrains itself: name -> the notebook that builds it into outputs/<profile>/models/<name>
 PRETRAINED_HERE = {"zh-mini": "34_zh_pretrain"}
-PROFILE_ENV = "PAIRLIB_PROFILE"  # set by `pairlib run`: its notebooks use the models of their own profile
 MODELS_ENV = "PAIRLIB_MODELS"  # a folder holding such models (e.g. copied from another machine)
 
 
@@ -54,12 +53,10 @@ def pretrained_here_dir(name: str, profile: str) -> Path:
 
 
 def _pretrained_here(name: str) -> str:
-    """The folder of a backbone pretrained by this project: `$PAIRLIB_MODELS/<name>`, else the one built by the
-    profile being run, else (by hand, e.g. in JupyterLab) the largest profile's."""
+    """The folder of a backbone pretrained by this project, for a user naming it: `$PAIRLIB_MODELS/<name>`, else the
+    largest profile's. (Notebooks take theirs from their own outputs: `pretrained_backbone`.)"""
     if os.environ.get(MODELS_ENV):
         places = [Path(os.environ[MODELS_ENV]) / name]
-    elif os.environ.get(PROFILE_ENV):
-        places = [pretrained_here_dir(name, os.environ[PROFILE_ENV])]
     else:
         places = [pretrained_here_dir(name, p) for p in ("full", "cpu", "smoke")]
     for place in places:

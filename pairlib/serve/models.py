@@ -47,13 +47,13 @@ def save_for_serving(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                      **lengths: int) -> Path:
     """A model ready for `pairlib score --model <folder>`: its weights, its tokenizer and the lengths it was trained
     with (`serving.json`)."""
+    unknown = set(lengths) - set(DEFAULT_LENGTHS)
+    if unknown:  # refused before anything is written
+        raise ServeError(f"unknown length(s) {sorted(unknown)}; known: {sorted(DEFAULT_LENGTHS)}")
     folder = Path(folder)
     with quiet_transformers():
         model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    unknown = set(lengths) - set(DEFAULT_LENGTHS)
-    if unknown:
-        raise ServeError(f"unknown length(s) {sorted(unknown)}; known: {sorted(DEFAULT_LENGTHS)}")
     (folder / "serving.json").write_text(json.dumps(lengths, indent=1) + "\n")
     return folder
 

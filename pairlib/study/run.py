@@ -246,8 +246,6 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
         failed.unlink(missing_ok=True)
         commit = git_commit()  # the code the notebook starts with (later commits during a long run do not count)
         os.environ["PAIRLIB_COMMIT"] = commit  # the kernel stamps its tables with it (report.code_commit)
-        from pairlib.core.backbone import PROFILE_ENV
-        os.environ[PROFILE_ENV] = profile  # models pretrained here (backbone 'zh-mini') come from this profile
         started = _dt.datetime.now().isoformat(timespec="seconds")
         # recorded before it runs, so that an interrupted re-run is not taken for the earlier success by --resume
         _record(out_dir, nb.stem, {"status": "running", "commit": commit, "started": started})
