@@ -203,7 +203,7 @@ def load_task(name: str, split: str | None = None, root: str | Path | None = Non
     root = Path(root) if root is not None else data_root()
     missing = [f for f in task.files if not (root / f).exists()]
     if task.load_local is not None and not missing:
-        dd = task.load_local(root)
+        dd = _load_local_once(name, root, tuple(_file_identity(root / f) for f in task.files))
     elif task.load_hub is not None and hub_reachable():
         dd = task.load_hub()
     elif task.load_local is None:
@@ -221,6 +221,18 @@ def load_task(name: str, split: str | None = None, root: str | Path | None = Non
     if split not in dd:
         raise DataError(f"task {name!r} has no split {split!r}; its splits are: {', '.join(dd)}")
     return dd[split]
+
+
+def _file_identity(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path), stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=8)
+def _load_local_once(name: str, root: Path, _files: tuple) -> datasets.DatasetDict:
+    """A task's splits are built once per process (squad_q2p's take ~10 s, and a notebook asks for a task once per
+    split and model); the files' size and time are in the key, so a changed file is read again."""
+    return TASKS[name].load_local(root)
 
 
 def subsample(ds: datasets.Dataset, n: int | None, seed: int = 0) -> datasets.Dataset:
