@@ -94,3 +94,18 @@ def test_labels_of_a_cluster_of_points_do_not_overlap():
     assert len(boxes) == 7
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     plt.close(fig)
+
+
+def test_plain_log_ticks_label_one_two_and_five_of_each_decade_only():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.scatter([15, 25, 60, 180], [1, 2, 3, 4])
+    ax.set_xscale("log")
+    report.plain_log_ticks(ax.xaxis)
+    fig.canvas.draw()
+    shown = [t.get_text() for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True) if t.get_text()]
+    assert set(shown) <= {"10", "20", "50", "100", "200", "500", "1,000"} and {"20", "50", "200"} <= set(shown)
+    plt.close(fig)

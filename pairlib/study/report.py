@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -151,6 +152,21 @@ def save_figure(fig, name: str, out_dir: str | Path, profile: str) -> None:
     lowest = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()  # of every label, in figure units
     fig.text(0.01, min(lowest, 0.0) - 0.01, stamp_line(stamp(profile)), fontsize=6, color="0.4", ha="left", va="top")
     fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
+
+
+def plain_log_ticks(axis, leads: tuple[int, ...] = (1, 2, 5)) -> None:
+    """Label a log axis (`ax.xaxis` or `ax.yaxis`) in plain numbers at `leads` times each power of ten. Over less
+    than a decade or two matplotlib labels every minor tick as 2x10^1, 3x10^1, ..., which run into each other."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(value: float, _pos) -> str:
+        if value <= 0:
+            return ""
+        lead = value / 10 ** math.floor(math.log10(value) + 1e-9)
+        return f"{value:,.6g}" if any(math.isclose(lead, k, rel_tol=1e-6) for k in leads) else ""
+
+    axis.set_major_formatter(FuncFormatter(label))
+    axis.set_minor_formatter(FuncFormatter(label))
 
 
 def label_points(ax, xs: Iterable[float], ys: Iterable[float], labels: Iterable[str], fontsize: float = 6) -> None:
