@@ -1,9 +1,9 @@
 """FastBERT's Table 2 rows (notebooks 35 and 36): what each verdict judges, and that no dataset loses its row."""
 import pandas as pd
 
-from pairlib.study.claims import NOTEBOOK_CLAIMS
-from pairlib.study.fastbert_table import (CHINESE_TASKS, ENGLISH_TASKS, PAPER_FLOPS_LIMIT, PAPER_TABLE2, SPEEDS,
-                                          left_out_claims, table2_claims)
+from pairlib.study.claims import CHINESE_TASKS, NOTEBOOK_CLAIMS
+from pairlib.study.fastbert_table import (ENGLISH_TASKS, PAPER_FLOPS_LIMIT, PAPER_TABLE2, SPEEDS, left_out_claims,
+                                          table2_claims)
 
 
 def _sweep(backbone: float, accuracy: dict[float, float], speedup: dict[float, float]) -> pd.DataFrame:
