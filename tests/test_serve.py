@@ -6,12 +6,14 @@ import pytest
 import torch
 
 from pairlib.core.backbone import load_tokenizer
+from pairlib.deformer.modeling import DeFormerForSequenceClassification, tokenize_segments
 from pairlib.dipair.experiment import encode_pairs
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder
 from pairlib.serve.job import ScoreJob, read_scores
 from pairlib.serve.models import ServeError
 
 LENGTHS = {"query_length": 12, "passage_length": 24, "cross_length": 32}
+KINDS = ("dipair", "cosine", "deformer-k2", "deformer-k0", "cross")
 PASSAGES = ["The Eiffel Tower is in Paris.", "Photosynthesis turns light into chemical energy.",
             "The Nile flows north into the Mediterranean.", "Mount Everest is the highest mountain.",
             "Python is a programming language.", "The heart pumps blood through the body."]
@@ -25,6 +27,8 @@ def _model(kind: str):
         return DiPairModel.from_backbone("minilm-l6", query_tokens=2, passage_tokens=4, head_dim=32, head_heads=2)
     if kind == "cosine":
         return DualEncoder.from_backbone("minilm-l6", scorer="cosine")
+    if kind.startswith("deformer"):  # k=2: both sides' lower layers cached; k=0: the original model, nothing cached
+        return DeFormerForSequenceClassification.from_backbone("minilm-l6", split_layer=int(kind[-1]), num_labels=2)
     return CrossEncoder.from_backbone("minilm-l6", num_layers=1)
 
 
@@ -37,7 +41,7 @@ def inputs(tmp_path_factory):
     pairs.to_parquet(root / "pairs.parquet")
     tok = load_tokenizer("minilm-l6")
     models = {}
-    for kind in ("dipair", "cosine", "cross"):
+    for kind in KINDS:
         model = _model(kind).eval()
         model.save_pretrained(root / kind)
         tok.save_pretrained(root / kind)
@@ -54,12 +58,14 @@ def _own_forward(model, pairs) -> np.ndarray:
     tok = load_tokenizer("minilm-l6")
     q = [QUERIES[int(i[1:])] for i in pairs.query_id]
     p = [PASSAGES[int(i[1:])] for i in pairs.passage_id]
-    enc = encode_pairs(tok, q, p, **LENGTHS)
     with torch.inference_mode():
-        return model(**enc).float().numpy()
+        if isinstance(model, DeFormerForSequenceClassification):
+            logits = model(**tokenize_segments(tok, q, p, LENGTHS["query_length"], LENGTHS["passage_length"])).logits
+            return (logits[:, 1] - logits[:, 0]).numpy()
+        return model(**encode_pairs(tok, q, p, **LENGTHS)).float().numpy()
 
 
-@pytest.mark.parametrize("kind", ["dipair", "cosine", "cross"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_cached_scores_equal_the_models_own_forward(inputs, tmp_path, kind):
     root, pairs, models = inputs
     job = _job(root, kind, tmp_path / "f32", dtype="float32", side_shard_size=4, pair_shard_size=7, batch_size=5)
@@ -70,7 +76,20 @@ def test_cached_scores_equal_the_models_own_forward(inputs, tmp_path, kind):
     np.testing.assert_allclose(scores.score, _own_forward(models[kind], pairs), atol=1e-5, rtol=1e-5)
     half = _job(root, kind, tmp_path / "f16").run(progress=False)  # the default: stores in float16
     np.testing.assert_allclose(read_scores(tmp_path / "f16").score, scores.score, atol=3e-2)
-    assert half["store_bytes"] < report["store_bytes"] or kind == "cross"
+    cached = kind not in ("cross", "deformer-k0")
+    assert job.served.caches_sides == cached
+    assert half["store_bytes"] < report["store_bytes"] or not cached
+
+
+def test_a_deformer_that_gives_no_single_pair_score_is_refused(inputs, tmp_path):
+    root, _, _ = inputs
+    from pairlib.deformer.modeling import DeFormerForQuestionAnswering
+    DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=2).save_pretrained(root / "deformer-qa")
+    DeFormerForSequenceClassification.from_backbone("minilm-l6", split_layer=2, num_labels=3).save_pretrained(
+        root / "deformer-3")
+    for folder in ("deformer-qa", "deformer-3"):
+        with pytest.raises(ServeError, match="needs a pair classifier"):
+            _job(root, folder, tmp_path / "out")
 
 
 def test_bad_input_is_refused_before_any_work(inputs, tmp_path):

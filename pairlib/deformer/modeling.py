@@ -106,27 +106,36 @@ class DeFormerModel(DeFormerPreTrainedModel):
         """What the passage cache stores: the passage's lower-layer output, independent of any question."""
         return self.encode_segment(input_ids, attention_mask, segment=1)
 
-    def forward(self, question_input_ids: torch.Tensor, question_attention_mask: torch.Tensor,
+    def encode_question(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The question's lower-layer output: what a scoring job caches per distinct query."""
+        return self.encode_segment(input_ids, attention_mask, segment=0)
+
+    def forward(self, question_input_ids: torch.Tensor | None = None,
+                question_attention_mask: torch.Tensor | None = None,
                 passage_input_ids: torch.Tensor | None = None, passage_attention_mask: torch.Tensor | None = None,
-                passage_states: torch.Tensor | None = None, output_upper_hidden_states: bool = False,
-                **_) -> DeFormerOutput:
+                passage_states: torch.Tensor | None = None, question_states: torch.Tensor | None = None,
+                output_upper_hidden_states: bool = False, **_) -> DeFormerOutput:
         """Question `[CLS] q [SEP]` and passage `p [SEP]` (no [CLS]); pass `passage_states` from `encode_passage`
-        (or a cache) instead of `passage_input_ids` to skip the passage's lower layers."""
+        (or a cache) instead of `passage_input_ids` to skip the passage's lower layers, and `question_states` from
+        `encode_question` to skip the question's."""
         if passage_states is None and passage_input_ids is None:
             raise ValueError("give passage_input_ids or cached passage_states")
-        if passage_attention_mask is None:
-            raise ValueError("passage_attention_mask is needed with passage inputs or cached states")
+        if question_states is None and question_input_ids is None:
+            raise ValueError("give question_input_ids or cached question_states")
+        if passage_attention_mask is None or question_attention_mask is None:
+            raise ValueError("both attention masks are needed, with token inputs or cached states")
         mask = torch.cat([question_attention_mask, passage_attention_mask], dim=1)
-        q_len = question_input_ids.shape[1]
+        q_len = question_attention_mask.shape[1]
         k = self.split_layer
         if k == 0:
-            if passage_input_ids is None:
-                raise ValueError("split_layer is 0: there are no cached passage states to use")
+            if passage_input_ids is None or question_input_ids is None:
+                raise ValueError("split_layer is 0: there are no cached states to use")
             ids = torch.cat([question_input_ids, passage_input_ids], dim=1)
             types = torch.cat([torch.zeros_like(question_input_ids), torch.ones_like(passage_input_ids)], dim=1)
             hidden = self.bert.embeddings(input_ids=ids, token_type_ids=types)
         else:
-            q = self.encode_segment(question_input_ids, question_attention_mask, segment=0)
+            q = question_states if question_states is not None else self.encode_question(question_input_ids,
+                                                                                         question_attention_mask)
             p = passage_states if passage_states is not None else self.encode_passage(passage_input_ids,
                                                                                       passage_attention_mask)
             hidden = torch.cat([q, p.to(q.dtype)], dim=1)

@@ -3,6 +3,9 @@ passage or query) and what each pair costs on top.
 
 - DiPair (`dipair`): each side's kept, projected states; per pair, the head.
 - DE-Cos / DE-FFNN (`pair-dual-encoder`): each side's pooled vector; per pair, the cosine (or the small FFNN).
+- DeFormer (`deformer`, a pair classifier): each side's lower-layer states (the question as segment A, the passage
+  as segment B, each alone); per pair, the upper layers and the classifier. The score is the log-odds of the
+  positive class (or the one logit of a one-label model). At split 0 (the original model) nothing is cached.
 - Cross-encoder (`pair-cross-encoder`): nothing can be computed per side; per pair, the whole encoder over
   `[CLS] query [SEP] passage [SEP]` (the reference every cached path is compared with).
 
@@ -21,9 +24,11 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from pairlib.core.backbone import load_tokenizer, quiet_transformers
+from pairlib.deformer.modeling import DeFormerForSequenceClassification, tokenize_segments
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder, EncodedSide
 
-KINDS = {"dipair": DiPairModel, "pair-dual-encoder": DualEncoder, "pair-cross-encoder": CrossEncoder}
+KINDS = {"dipair": DiPairModel, "pair-dual-encoder": DualEncoder, "deformer": DeFormerForSequenceClassification,
+         "pair-cross-encoder": CrossEncoder}
 DTYPES = ("float16", "float32")
 # used when the model's folder does not say (its training settings.json, one level up, usually does)
 DEFAULT_LENGTHS = {"query_length": 32, "passage_length": 128, "cross_length": 160}
@@ -80,6 +85,8 @@ class ServedModel:
 
     @property
     def caches_sides(self) -> bool:
+        if self.kind == "deformer":
+            return self.model.deformer.split_layer > 0
         return self.kind != "pair-cross-encoder"
 
     def _tokens(self, texts: list[str], length: int) -> dict[str, torch.Tensor]:
@@ -90,6 +97,13 @@ class ServedModel:
         """What one side's texts give alone: the arrays a store keeps per text."""
         if not self.caches_sides:
             return {"text": np.asarray(texts, dtype=object)}
+        if self.kind == "deformer":  # the segments as DeFormer reads them: `[CLS] q [SEP]` and `p [SEP]`
+            enc = tokenize_segments(self.tokenizer, texts, texts, self.query_length, self.passage_length)
+            prefix = "question" if side == "query" else "passage"
+            ids, mask = enc[f"{prefix}_input_ids"], enc[f"{prefix}_attention_mask"]
+            encode = self.model.deformer.encode_question if side == "query" else self.model.encode_passage
+            states = encode(ids, mask).float().numpy().astype(self.dtype)
+            return {"states": states, "mask": mask.numpy().astype(np.int8)}
         enc = self._tokens(texts, self.query_length if side == "query" else self.passage_length)
         encode = self.model.encode_query if side == "query" else self.model.encode_passage
         out = encode(enc["input_ids"], enc["attention_mask"])
@@ -100,11 +114,24 @@ class ServedModel:
     @torch.inference_mode()
     def score(self, query: dict[str, np.ndarray], passage: dict[str, np.ndarray]) -> np.ndarray:
         """Scores of aligned rows: query[i] with passage[i]."""
+        def tensor(a: np.ndarray, dtype) -> torch.Tensor:
+            return torch.from_numpy(np.asarray(a, dtype=dtype))
+
         if self.kind == "dipair":
             def side(a):
-                return EncodedSide(states=torch.from_numpy(np.asarray(a["states"], dtype=np.float32)),
-                                   mask=torch.from_numpy(np.asarray(a["mask"], dtype=np.int64)))
+                return EncodedSide(states=tensor(a["states"], np.float32), mask=tensor(a["mask"], np.int64))
             scores = self.model.score(side(query), side(passage))
+        elif self.kind == "deformer":
+            if self.caches_sides:
+                inputs = {"question_states": tensor(query["states"], np.float32),
+                          "question_attention_mask": tensor(query["mask"], np.int64),
+                          "passage_states": tensor(passage["states"], np.float32),
+                          "passage_attention_mask": tensor(passage["mask"], np.int64)}
+            else:
+                inputs = tokenize_segments(self.tokenizer, list(query["text"]), list(passage["text"]),
+                                           self.query_length, self.passage_length)
+            logits = self.model(**inputs).logits
+            scores = logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
         elif self.kind == "pair-dual-encoder":
             scores = self.model.score(torch.from_numpy(np.asarray(query["vector"], dtype=np.float32)),
                                       torch.from_numpy(np.asarray(passage["vector"], dtype=np.float32)))
@@ -117,7 +144,7 @@ class ServedModel:
 
 def load_served_model(model_dir: str | Path, tokenizer: str | None = None, dtype: str = "float16",
                       **lengths: int | None) -> ServedModel:
-    """A saved model folder (a notebook's `<artifact>/best`, or any `save_pretrained` folder of the three kinds).
+    """A saved model folder (a notebook's `<artifact>/best`, or any `save_pretrained` folder of the kinds above).
     The tokenizer and the lengths come from the folder, else from the training settings beside it, else from the
     arguments; anything still missing is an error that says which argument to give."""
     folder = Path(model_dir)
@@ -126,11 +153,18 @@ def load_served_model(model_dir: str | Path, tokenizer: str | None = None, dtype
                          "(e.g. outputs/cpu/artifacts/<model>/best) or one written by save_pretrained")
     if dtype not in DTYPES:
         raise ServeError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    kind = json.loads((folder / "config.json").read_text()).get("model_type")
+    config = json.loads((folder / "config.json").read_text())
+    kind = config.get("model_type")
     if kind not in KINDS:
         raise ServeError(f"{folder} holds a model of kind {kind!r}, which does not score pairs here; kinds that do: "
-                         f"{', '.join(KINDS)} (DiPair, DE-Cos / DE-FFNN, cross-encoder)")
+                         f"{', '.join(KINDS)} (DiPair, DE-Cos / DE-FFNN, DeFormer, cross-encoder)")
+    labels = len(config.get("id2label") or {0: "LABEL_0", 1: "LABEL_1"})  # transformers' default is two
+    if kind == "deformer" and (config.get("architectures") != ["DeFormerForSequenceClassification"] or labels > 2):
+        raise ServeError(f"{folder} holds a DeFormer {config.get('architectures')} with {labels} labels; one score "
+                         "per pair needs a pair classifier (DeFormerForSequenceClassification) with one or two labels")
     settings = _training_settings(folder)
+    # DeFormer's recipes name the query side `question_length`
+    settings.setdefault("query_length", settings.get("question_length"))
     chosen = {k: lengths.get(k) or settings.get(k) or DEFAULT_LENGTHS[k] for k in DEFAULT_LENGTHS}
     if tokenizer is not None:
         tok = load_tokenizer(tokenizer)

@@ -20,11 +20,12 @@ import torch
 from pairlib.core import metrics
 from pairlib.core.measure import count_flops, hardware_label, time_side_by_side
 from pairlib.deformer.bench import cached_answer_fn, eager_attention
-from pairlib.deformer.experiment import model_inputs
+from pairlib.deformer.experiment import Experiment, Recipe, model_inputs
 from pairlib.deformer.experiment import predict as deformer_predict
 from pairlib.deformer.inputs import Segments
 from pairlib.deformer.modeling import DeFormerPreTrainedModel, PassageCache
 from pairlib.dipair.bench import scoring_fn
+from pairlib.dipair.experiment import DiPairExperiment
 from pairlib.dipair.experiment import predict as pair_predict
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder
 from pairlib.fastbert.modeling import FastBertForSequenceClassification
@@ -44,6 +45,18 @@ class Candidate:
     serve: Server
     models: tuple[torch.nn.Module, ...]
     extra: dict = field(default_factory=dict)
+
+
+def deformer_on_pairs(pairs: DiPairExperiment, deformer_epochs: int, out_dir) -> Experiment:
+    """DeFormer trained on the DiPair task's labelled pairs with the teacher's recipe: its question segment is
+    DiPair's query length and its passage segment the rest of the cross-encoder's, so that it reads what the
+    cross-encoder reads (notebooks 91 and 94 share its models)."""
+    r = pairs.recipe
+    return Experiment(Recipe.from_dict({
+        "task": r.task, "train_examples": r.train_examples, "eval_examples": r.eval_examples,
+        "eval_split": r.eval_split, "lr": r.teacher_lr, "batch_size": r.batch_size, "warmup_ratio": r.warmup_ratio,
+        "question_length": r.query_length, "passage_length": r.cross_length - r.query_length,
+        "epochs": r.teacher_epochs, "deformer_epochs": deformer_epochs}), pairs.backbone, out_dir)
 
 
 def _two_class_score(logits: torch.Tensor) -> list[float]:
