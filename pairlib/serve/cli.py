@@ -15,7 +15,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Score every (query, passage) pair of PAIRS with a saved DiPair, DE-Cos/DE-FFNN or cross-encoder model: each "
         "distinct passage and query is encoded once into a store under OUT, then the pairs are scored from it into "
         "OUT/scores/*.parquet (query_id, passage_id, score). Run again after a kill, it does only what is left."))
-    ap.add_argument("--model", required=True, help="a saved model folder (e.g. outputs/cpu/artifacts/<model>/best)")
+    ap.add_argument("--model", required=True, help="a saved DiPair, dual-encoder, DeFormer (pair classifier) or "
+                    "cross-encoder folder (e.g. outputs/cpu/artifacts/<model>/best)")
     ap.add_argument("--passages", required=True, help="Parquet or CSV with columns passage_id, text")
     ap.add_argument("--queries", required=True, help="Parquet or CSV with columns query_id, text")
     ap.add_argument("--pairs", required=True, help="Parquet or CSV with columns query_id, passage_id")
