@@ -25,11 +25,11 @@ run: $(BIN)/.installed
 test: unit nbval
 
 unit: $(BIN)/.installed
-	HF_HUB_OFFLINE=1 $(BIN)/pytest tests
+	HF_HUB_OFFLINE=1 $(BIN)/pytest --durations=15 tests
 
 nbval: $(BIN)/.installed
 	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && trap 'exit 130' INT TERM && \
-	HF_HUB_OFFLINE=1 PAIRLIB_OUTPUTS=$$out $(BIN)/pytest --nbval-lax -p no:cacheprovider notebooks
+	HF_HUB_OFFLINE=1 PAIRLIB_OUTPUTS=$$out $(BIN)/pytest --nbval-lax --durations=25 -p no:cacheprovider notebooks
 
 # From the repository root, so that notebooks/ and the executed outputs/ are both in Lab's file browser.
 lab: $(BIN)/.installed
