@@ -240,15 +240,23 @@ AutoModel.register(DeFormerConfig, DeFormerModel, exist_ok=True)
 # Inputs and the passage cache
 
 
+def tokenize_segment(tokenizer, texts: list[str], length: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One of DeFormer's segments, padded to `length`: `[CLS] q [SEP]` for the question, `p [SEP]` for the passage
+    (its [CLS] dropped, so that the joint sequence reads exactly like BERT's `[CLS] q [SEP] p [SEP]`)."""
+    if side not in ("question", "passage"):
+        raise ValueError(f"side must be 'question' or 'passage', got {side!r}")
+    extra = side == "passage"
+    enc = tokenizer(texts, padding="max_length", truncation=True, max_length=length + extra, return_tensors="pt")
+    return enc["input_ids"][:, extra:], enc["attention_mask"][:, extra:]
+
+
 def tokenize_segments(tokenizer, questions: list[str], passages: list[str], question_length: int,
                       passage_length: int) -> dict[str, torch.Tensor]:
-    """DeFormer's two segments, each padded to a fixed length: `[CLS] q [SEP]` and `p [SEP]` (the passage's [CLS]
-    dropped, so that the joint sequence reads exactly like BERT's `[CLS] q [SEP] p [SEP]`)."""
-    q = tokenizer(questions, padding="max_length", truncation=True, max_length=question_length, return_tensors="pt")
-    p = tokenizer(passages, padding="max_length", truncation=True, max_length=passage_length + 1,
-                  return_tensors="pt")
-    return {"question_input_ids": q["input_ids"], "question_attention_mask": q["attention_mask"],
-            "passage_input_ids": p["input_ids"][:, 1:], "passage_attention_mask": p["attention_mask"][:, 1:]}
+    """DeFormer's two segments, each padded to a fixed length (`tokenize_segment`)."""
+    q_ids, q_mask = tokenize_segment(tokenizer, questions, question_length, "question")
+    p_ids, p_mask = tokenize_segment(tokenizer, passages, passage_length, "passage")
+    return {"question_input_ids": q_ids, "question_attention_mask": q_mask,
+            "passage_input_ids": p_ids, "passage_attention_mask": p_mask}
 
 
 def lower_layers_fingerprint(model: DeFormerPreTrainedModel) -> str:

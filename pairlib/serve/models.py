@@ -24,7 +24,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from pairlib.core.backbone import load_tokenizer, quiet_transformers
-from pairlib.deformer.modeling import DeFormerForSequenceClassification, tokenize_segments
+from pairlib.deformer.modeling import DeFormerForSequenceClassification, tokenize_segment, tokenize_segments
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder, EncodedSide
 
 KINDS = {"dipair": DiPairModel, "pair-dual-encoder": DualEncoder, "deformer": DeFormerForSequenceClassification,
@@ -98,10 +98,12 @@ class ServedModel:
         if not self.caches_sides:
             return {"text": np.asarray(texts, dtype=object)}
         if self.kind == "deformer":  # the segments as DeFormer reads them: `[CLS] q [SEP]` and `p [SEP]`
-            enc = tokenize_segments(self.tokenizer, texts, texts, self.query_length, self.passage_length)
-            prefix = "question" if side == "query" else "passage"
-            ids, mask = enc[f"{prefix}_input_ids"], enc[f"{prefix}_attention_mask"]
-            encode = self.model.deformer.encode_question if side == "query" else self.model.encode_passage
+            if side == "query":
+                ids, mask = tokenize_segment(self.tokenizer, texts, self.query_length, "question")
+                encode = self.model.deformer.encode_question
+            else:
+                ids, mask = tokenize_segment(self.tokenizer, texts, self.passage_length, "passage")
+                encode = self.model.encode_passage
             states = encode(ids, mask).float().numpy().astype(self.dtype)
             return {"states": states, "mask": mask.numpy().astype(np.int8)}
         enc = self._tokens(texts, self.query_length if side == "query" else self.passage_length)
