@@ -256,3 +256,20 @@ def test_an_unreadable_file_names_itself_without_a_manifest(tmp_path, content):
     dev.write_bytes(content if content is not None else gzip.compress(b'{"question": "cut in the mid'))
     with pytest.raises(data.DataError, match=r"boolq/dev.jsonl.gz cannot be read \("):
         data.load_task("boolq", root=root)
+
+
+def test_a_task_is_built_once_per_process_until_its_files_change(tmp_path):
+    import os
+    import shutil
+
+    task = data.get_task("chnsenticorp")
+    for f in task.files:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data.data_root() / f, tmp_path / f)
+    first = data.load_task("chnsenticorp", root=tmp_path)
+    assert data.load_task("chnsenticorp", root=tmp_path) is first
+    changed = tmp_path / task.files[-1]
+    stat = changed.stat()
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    again = data.load_task("chnsenticorp", root=tmp_path)
+    assert again is not first and again["test"].to_list() == first["test"].to_list()
