@@ -98,3 +98,15 @@ def test_chance_levels_are_the_mean_over_every_ordering():
     assert chance["auc_roc"] == 0.5
     # one relevant among 3: MRR@10 = (1 + 1/2 + 1/3) / 3
     assert chance_levels([1, 0, 0], ["q"] * 3)["mrr@10"] == pytest.approx(11 / 18)
+
+
+def test_pair_scores_are_the_one_logit_or_the_positive_log_odds():
+    import numpy as np
+    import pytest
+
+    from pairlib.core.metrics import pair_scores
+
+    np.testing.assert_allclose(pair_scores(np.array([[0.5, 2.0], [1.0, -1.0]])), [1.5, -2.0])
+    np.testing.assert_allclose(pair_scores(np.array([[0.3], [-0.7]])), [0.3, -0.7])
+    with pytest.raises(ValueError, match=r"shape \(n, 1\) or \(n, 2\), got \(2, 3\)"):
+        pair_scores(np.zeros((2, 3)))

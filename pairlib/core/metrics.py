@@ -31,6 +31,14 @@ def f1(predictions: Sequence[int], labels: Sequence[int], average: str = "binary
     return float(_sk_f1(labels, predictions, average=average))
 
 
+def pair_scores(logits):
+    """One relevance score per pair from a pair classifier's logits, shape (n, 1) or (n, 2), numpy or torch: the one
+    logit, or the positive class's log-odds (monotone in its probability, so rankings and AUC-ROC are the same)."""
+    if logits.ndim != 2 or logits.shape[1] not in (1, 2):
+        raise ValueError(f"pair_scores needs logits of shape (n, 1) or (n, 2), got {tuple(logits.shape)}")
+    return logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
+
+
 def auc_roc(scores: Sequence[float], labels: Sequence[int]) -> float:
     return float(roc_auc_score(labels, scores))
 

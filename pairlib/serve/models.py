@@ -24,6 +24,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from pairlib.core.backbone import load_tokenizer, quiet_transformers
+from pairlib.core.metrics import pair_scores
 from pairlib.deformer.modeling import DeFormerForSequenceClassification, tokenize_segment, tokenize_segments
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder, EncodedSide
 
@@ -132,11 +133,9 @@ class ServedModel:
             else:
                 inputs = tokenize_segments(self.tokenizer, list(query["text"]), list(passage["text"]),
                                            self.query_length, self.passage_length)
-            logits = self.model(**inputs).logits
-            scores = logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
+            scores = pair_scores(self.model(**inputs).logits)
         elif self.kind == "pair-dual-encoder":
-            scores = self.model.score(torch.from_numpy(np.asarray(query["vector"], dtype=np.float32)),
-                                      torch.from_numpy(np.asarray(passage["vector"], dtype=np.float32)))
+            scores = self.model.score(tensor(query["vector"], np.float32), tensor(passage["vector"], np.float32))
         else:
             enc = self.tokenizer(list(query["text"]), list(passage["text"]), padding="max_length",
                                  truncation="longest_first", max_length=self.cross_length, return_tensors="pt")

@@ -25,7 +25,7 @@ from pairlib.deformer.experiment import predict as deformer_predict
 from pairlib.deformer.inputs import Segments
 from pairlib.deformer.modeling import DeFormerPreTrainedModel, PassageCache
 from pairlib.dipair.bench import scoring_fn
-from pairlib.dipair.experiment import DiPairExperiment
+from pairlib.dipair.experiment import DiPairExperiment, DiPairRecipe
 from pairlib.dipair.experiment import predict as pair_predict
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder
 from pairlib.fastbert.modeling import FastBertForSequenceClassification
@@ -47,21 +47,21 @@ class Candidate:
     extra: dict = field(default_factory=dict)
 
 
+def shared_pair_settings(r: DiPairRecipe) -> dict:
+    """What every method trained on the DiPair task shares with its cross-encoder teacher: the labelled pairs, the
+    evaluation split, the learning rate, batch size and warm-up."""
+    return {"task": r.task, "train_examples": r.train_examples, "eval_examples": r.eval_examples,
+            "eval_split": r.eval_split, "lr": r.teacher_lr, "batch_size": r.batch_size, "warmup_ratio": r.warmup_ratio}
+
+
 def deformer_on_pairs(pairs: DiPairExperiment, deformer_epochs: int, out_dir) -> Experiment:
-    """DeFormer trained on the DiPair task's labelled pairs with the teacher's recipe: its question segment is
-    DiPair's query length and its passage segment the rest of the cross-encoder's, so that it reads what the
-    cross-encoder reads (notebooks 91 and 94 share its models)."""
+    """DeFormer trained with the teacher's recipe: its question segment is DiPair's query length and its passage
+    segment the rest of the cross-encoder's, so that it reads what the cross-encoder reads (notebooks 91 and 94 share
+    its models)."""
     r = pairs.recipe
     return Experiment(Recipe.from_dict({
-        "task": r.task, "train_examples": r.train_examples, "eval_examples": r.eval_examples,
-        "eval_split": r.eval_split, "lr": r.teacher_lr, "batch_size": r.batch_size, "warmup_ratio": r.warmup_ratio,
-        "question_length": r.query_length, "passage_length": r.cross_length - r.query_length,
+        **shared_pair_settings(r), "question_length": r.query_length, "passage_length": r.cross_length - r.query_length,
         "epochs": r.teacher_epochs, "deformer_epochs": deformer_epochs}), pairs.backbone, out_dir)
-
-
-def _two_class_score(logits: torch.Tensor) -> list[float]:
-    """A relevance score from two-class logits: log-odds of the positive class."""
-    return (logits[:, 1] - logits[:, 0]).tolist()
 
 
 def pair_model_candidate(name: str, method: str, model: torch.nn.Module, tensors: dict[str, torch.Tensor],
@@ -92,7 +92,7 @@ def fastbert_candidate(name: str, model: FastBertForSequenceClassification, tens
         inputs = rows(lo, hi)
         return lambda: model.adaptive_predict(**inputs, speed=speed)
 
-    return Candidate(name, "FastBERT", _two_class_score(torch.cat(logits)), serve, (model,),
+    return Candidate(name, "FastBERT", metrics.pair_scores(torch.cat(logits)).tolist(), serve, (model,),
                      {"speed": speed, "mean_exit_layer": torch.cat(exits).float().mean().item()})
 
 
@@ -108,7 +108,7 @@ def deformer_candidate(name: str, model: DeFormerPreTrainedModel, segments: Segm
             return torch.inference_mode()(lambda: model(**inputs))
         return torch.inference_mode()(cached_answer_fn(model, segments, cache, slice(lo, hi)))
 
-    return Candidate(name, "DeFormer" if k else "cross-encoder", _two_class_score(logits), serve, (model,),
+    return Candidate(name, "DeFormer" if k else "cross-encoder", metrics.pair_scores(logits).tolist(), serve, (model,),
                      {"split_layer": k})
 
 
