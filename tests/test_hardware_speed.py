@@ -63,3 +63,17 @@ def test_other_hardware_reads_one_folder_per_machine(tmp_path):
 def test_asking_for_a_gpu_that_is_not_there_is_a_clear_error():
     with pytest.raises(ValueError, match="no GPU"):
         hardware_speed.measure("cuda")
+
+
+def test_the_figure_tells_every_machine_and_model_apart():
+    import matplotlib
+    matplotlib.use("Agg")
+    rows = [{"hardware": hw, "machine": m, "dtype": "float32", "method": "fastbert", "batch": b, "model": model,
+             "baseline": "teacher", "speedup": s}
+            for m, hw in (("a", "CPU A"), ("b", "CPU B")) for b in (1, 32)
+            for model, s in (("teacher", 1.0), ("exit 1", 4.0), ("exit 3", 2.0))]
+    fig = hardware_speed.plot_speedups(pd.DataFrame(rows), "t")
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() not in ("None", "", None)]
+    assert len(lines) == 4  # two machines x two models, the baseline left out
+    assert len({(ln.get_color(), ln.get_marker()) for ln in lines}) == 4
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "32"]

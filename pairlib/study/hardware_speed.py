@@ -191,6 +191,45 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def plot_speedups(table: pd.DataFrame, title: str):
+    """One panel per method: each model's speedup against batch size. A colour per machine and precision, a marker
+    per model, so that lines from a dozen machine-model pairs stay apart (the default colour cycle repeats after
+    ten); the batch axis is labelled with the batch sizes measured."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from pairlib.study.report import plain_log_ticks
+
+    rows = table[table.model != table.baseline]
+    machine = rows.machine.fillna(rows.hardware) if "machine" in rows else rows.hardware
+    where = machine + " " + rows.dtype
+    colours = {w: f"C{i}" for i, w in enumerate(dict.fromkeys(sorted(where)))}
+    methods = list(dict.fromkeys(rows.method))
+    fig, axes = plt.subplots(len(methods), 1, figsize=(8, 3.2 * len(methods)), squeeze=False)
+    for ax, method in zip(axes[:, 0], methods):
+        sub = rows[rows.method == method]
+        models = list(dict.fromkeys(sub.model))
+        markers = dict(zip(models, "osD^vP*X"))
+        for (w, model), g in sub.groupby([where[sub.index], "model"], sort=False):
+            g = g.sort_values("batch")
+            ax.plot(g.batch, g.speedup, marker=markers[model], color=colours[w], lw=1.2, ms=6)
+        ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        batches = sorted(sub.batch.unique())
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        plain_log_ticks(ax.yaxis)
+        ax.set(xlabel="batch", ylabel="speedup over the baseline (log)")
+        ax.set_title(method, fontsize=9)
+        handles = ([Line2D([], [], color=colours[w], lw=2, label=w) for w in colours if w in set(where[sub.index])]
+                   + [Line2D([], [], color="0.3", marker=markers[m], ls="", label=m) for m in models])
+        ax.legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
