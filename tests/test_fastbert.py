@@ -10,6 +10,7 @@ from pairlib.core.backbone import load_tokenizer
 from pairlib.core.losses import self_distillation_loss
 from pairlib.fastbert.modeling import (
     FastBertForSequenceClassification,
+    adaptive_from_all_layers,
     branch_flops,
     full_model_flops,
     normalised_entropy,
@@ -66,6 +67,21 @@ def test_batched_and_one_at_a_time_agree(model, batch):
             assert alone.logits.argmax(-1).item() == together.logits[i].argmax(-1).item()
         mean_exit.append(together.exit_layer.float().mean().item())
     assert mean_exit == sorted(mean_exit, reverse=True) and mean_exit[-1] < last  # faster = earlier exits
+
+
+def test_a_sweep_read_off_one_full_pass_equals_the_adaptive_passes(model, batch):
+    all_logits = torch.stack(model(**batch, all_layers=True).all_logits)
+    exits_seen = set()
+    for speed in (0.0, 0.3, 0.6, 0.9, 1.0):
+        adaptive = model.adaptive_predict(**batch, speed=speed)
+        read_off = adaptive_from_all_layers(all_logits, speed)
+        assert torch.equal(read_off.exit_layer, adaptive.exit_layer)
+        torch.testing.assert_close(read_off.logits, adaptive.logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(read_off.uncertainty, adaptive.uncertainty, rtol=1e-5, atol=1e-5)
+        exits_seen |= set(adaptive.exit_layer.tolist())
+    assert len(exits_seen) > 1  # the speeds above make samples leave at different layers
+    with pytest.raises(ValueError, match="speed"):
+        adaptive_from_all_layers(all_logits, -0.1)
 
 
 def test_bad_speed_is_refused(model, batch):

@@ -21,7 +21,12 @@ from pairlib.core.artifacts import artifact_dir
 from pairlib.core.backbone import backbone_identity, load_tokenizer
 from pairlib.core.losses import self_distillation_loss
 from pairlib.core.train import RecipeBase, TensorDictDataset, TrainConfig, seed_new_weights, train_and_reload
-from pairlib.fastbert.modeling import FastBertForSequenceClassification, full_model_flops, sample_flops
+from pairlib.fastbert.modeling import (
+    FastBertForSequenceClassification,
+    adaptive_from_all_layers,
+    full_model_flops,
+    sample_flops,
+)
 
 
 @dataclass(frozen=True)
@@ -181,9 +186,11 @@ class FastBertExperiment:
         sample (analytic at the padded length, the paper's convention) at each speed."""
         cfg, length = model.config, self.recipe.max_length
         full = full_model_flops(cfg, length)
+        logits = self.all_layer_logits(model, batch_size)  # one pass for every speed (adaptive_from_all_layers)
         rows = []
         for speed in speeds:
-            preds, exits, _ = self.adaptive(model, speed, batch_size)
+            p = adaptive_from_all_layers(logits, speed)
+            preds, exits = p.logits.argmax(-1), p.exit_layer
             flops = full / flops_speedup(cfg, length, exits.tolist())
             rows.append({"speed": speed, "accuracy": self.accuracy(preds),
                          "mean_exit_layer": exits.float().mean().item(),
