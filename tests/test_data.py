@@ -273,3 +273,34 @@ def test_a_task_is_built_once_per_process_until_its_files_change(tmp_path):
     os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     again = data.load_task("chnsenticorp", root=tmp_path)
     assert again is not first and again["test"].to_list() == first["test"].to_list()
+
+
+def test_a_built_task_is_kept_on_disk_for_the_next_process_until_its_files_change(tmp_path, monkeypatch):
+    import dataclasses
+    import os
+    import shutil
+
+    task = data.get_task("race")
+    root = tmp_path / "data"
+    for f in task.files:
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data.data_root() / f, root / f)
+    monkeypatch.setenv("PAIRLIB_CACHE", str(tmp_path / "cache"))
+    first = data.load_task("race", root=root)
+    assert len(list((tmp_path / "cache" / "tasks").glob("race-*"))) == 1
+    data._load_local_once.cache_clear()  # as a new process finds it
+
+    def unbuildable(_root):
+        raise AssertionError("built again")
+    monkeypatch.setitem(data.TASKS, "race", dataclasses.replace(task, load_local=unbuildable))
+    again = data.load_task("race", root=root)
+    assert again is not first and again["test"].to_list() == first["test"].to_list()
+    assert again["test"].features == first["test"].features
+    changed = root / task.files[-1]
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    with pytest.raises(AssertionError, match="built again"):
+        data.load_task("race", root=root)
+    monkeypatch.setenv("PAIRLIB_CACHE", "none")
+    data._load_local_once.cache_clear()
+    with pytest.raises(AssertionError, match="built again"):
+        data.load_task("race", root=root)

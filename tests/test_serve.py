@@ -154,3 +154,25 @@ def test_a_model_saved_for_serving_brings_its_tokenizer_and_lengths(inputs, tmp_
     with pytest.raises(ServeError, match="unknown length"):
         save_for_serving(models["cosine"], load_tokenizer("minilm-l6"), tmp_path / "x", query_len=3)
     assert not (tmp_path / "x").exists()  # refused before anything is written
+
+
+def test_a_local_ray_start_that_times_out_is_tried_again_and_a_cluster_address_is_not(monkeypatch):
+    """Ray gives its raylet a fixed 30 s to register, which a busy 2-core machine can miss once."""
+    ray = pytest.importorskip("ray")
+    from pairlib.serve import job as job_module
+
+    calls = []
+
+    def init(address=None, **_):
+        calls.append(address)
+        if len(calls) == 1:
+            raise Exception("The current node timed out during startup. This could happen because ...")
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    job_module._start_ray(None)
+    assert calls == [None, None]
+    calls.clear()
+    with pytest.raises(Exception, match="timed out during startup"):
+        job_module._start_ray("ray://head:10001")
+    assert calls == ["ray://head:10001"]

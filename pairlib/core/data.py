@@ -20,6 +20,7 @@ import math
 import os
 import random
 import re
+import shutil
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -233,11 +234,43 @@ def _file_identity(path: Path) -> tuple[str, int, int]:
     return str(path), stat.st_size, stat.st_mtime_ns
 
 
+def cache_root() -> Path | None:
+    """Where built task splits are kept between processes: `$PAIRLIB_CACHE`, else `$XDG_CACHE_HOME/pairlib`, else
+    `~/.cache/pairlib`; `PAIRLIB_CACHE=none` keeps nothing."""
+    if (env := os.environ.get("PAIRLIB_CACHE")) is not None:
+        return None if env.lower() in ("", "none", "off") else Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pairlib"
+
+
+# Any change to this module (a loader, a derived split) builds every task anew.
+_LOADERS_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
 @functools.lru_cache(maxsize=8)
 def _load_local_once(name: str, root: Path, _files: tuple) -> datasets.DatasetDict:
-    """A task's splits are built once per process (squad_q2p's take ~10 s, and a notebook asks for a task once per
-    split and model); the files' size and time are in the key, so a changed file is read again."""
-    return TASKS[name].load_local(root)
+    """A task's splits are built once per process (a notebook asks for a task once per split and model) and kept on
+    disk for the next process: squad_q2p takes ~12 s to build and is loaded by a dozen notebooks and tests. The key
+    holds the files' path, size and time and this module's digest, so a changed file or loader builds again."""
+    base = cache_root()
+    if base is None:
+        return TASKS[name].load_local(root)
+    key = hashlib.sha256(repr((name, _files, _LOADERS_DIGEST)).encode()).hexdigest()[:16]
+    folder = base / "tasks" / f"{name}-{key}"
+    if (folder / "dataset_dict.json").exists():
+        try:  # in memory, as a freshly built task is, so that `.map` writes no cache files next to it
+            return datasets.load_from_disk(str(folder), keep_in_memory=True)
+        except Exception:  # a copy left broken (disk full, a kill): build it again
+            shutil.rmtree(folder, ignore_errors=True)
+    dd = TASKS[name].load_local(root)
+    staging = folder.with_name(f".{folder.name}.{os.getpid()}")
+    try:
+        dd.save_to_disk(str(staging))
+        staging.rename(folder)  # whole or not at all; a process that got there first wins
+    except OSError:
+        pass  # a read-only or full disk only costs the next process the build
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dd
 
 
 def subsample(ds: datasets.Dataset, n: int | None, seed: int = 0) -> datasets.Dataset:

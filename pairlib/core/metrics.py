@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from sklearn.metrics import f1_score as _sk_f1
-from sklearn.metrics import roc_auc_score
+
+# scikit-learn is imported where it is used: it takes ~2 s to import, paid by every notebook and test process.
 
 
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
@@ -28,7 +28,9 @@ def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
 
 
 def f1(predictions: Sequence[int], labels: Sequence[int], average: str = "binary") -> float:
-    return float(_sk_f1(labels, predictions, average=average))
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(labels, predictions, average=average))
 
 
 def pair_scores(logits):
@@ -40,6 +42,8 @@ def pair_scores(logits):
 
 
 def auc_roc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(labels, scores))
 
 

@@ -216,13 +216,31 @@ def actor_plan(cpus: float) -> tuple[int, float, int]:
     return actors, 0.8 * cpus / actors, max(1, int(cpus // actors))
 
 
+LOCAL_RAY_STARTS = 3  # Ray gives its raylet 30 s to register; on a busy 2-core machine that can run out
+
+
+def _start_ray(address: str | None) -> None:
+    """Start (or, with `address`, join) Ray. A local start that times out is tried again: the timeout is fixed
+    inside Ray, and a machine still busy with other work can miss it once without anything being wrong."""
+    import ray
+
+    for attempt in range(1, LOCAL_RAY_STARTS + 1):
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                     configure_logging=False, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+            return
+        except Exception as e:  # Ray raises a bare Exception for this
+            if address is not None or "timed out during startup" not in str(e) or attempt == LOCAL_RAY_STARTS:
+                raise
+            ray.shutdown()
+
+
 def _run_on_ray(tasks: list[dict], settings: dict, address: str | None) -> list[dict]:
     import logging
 
     import ray
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                 configure_logging=False, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+        _start_ray(address)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset execution plans in a notebook
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
