@@ -258,9 +258,11 @@ def test_an_unreadable_file_names_itself_without_a_manifest(tmp_path, content):
         data.load_task("boolq", root=root)
 
 
-def test_a_task_is_built_once_per_process_until_its_files_change(tmp_path):
+def test_a_task_is_built_once_per_process_until_its_files_change(tmp_path, monkeypatch):
     import os
     import shutil
+
+    monkeypatch.setenv("PAIRLIB_CACHE", "none")  # a copy under tmp_path: nothing of it belongs in the user's cache
 
     task = data.get_task("chnsenticorp")
     for f in task.files:
