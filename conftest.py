@@ -1,4 +1,4 @@
-"""How `make test` shares 2 cores between two pytest-xdist workers (`-n 2 --dist loadgroup`).
+"""How `make test` shares 2 cores between two pytest-xdist workers (`-n 2 --dist loadfile`).
 
 Most of a smoke-sized test is single-threaded Python (imports, data building, tokenising), so two workers use both
 cores where one left half of them idle. Three rules keep that safe:
@@ -7,7 +7,7 @@ cores where one left half of them idle. Three rules keep that safe:
 - each worker writes under its own `$PAIRLIB_OUTPUTS/<worker>`, so that two workers never train the same model
   folder at once;
 - a notebook's cells run in one worker (they share a kernel), and notebooks that reuse another's trained models run
-  in that notebook's worker after it, in file order (`NOTEBOOK_CHAINS`).
+  in that notebook's worker after it, in file order (`NOTEBOOK_CHAINS`, `pytest_xdist_make_scheduler`).
 A plain `pytest` (no `-n`) is unaffected.
 """
 import os
@@ -36,8 +36,16 @@ def notebook_chain(name: str) -> str:
     return next((chain for chain, prefixes in NOTEBOOK_CHAINS.items() if name.startswith(prefixes)), name)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        path = Path(str(item.path))
-        if path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group(notebook_chain(path.stem)))
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """With `--dist loadfile`: a test file's tests run together (its module fixtures are built once), and so do a
+    notebook chain's cells, in file order. (xdist's own `loadgroup` marks do not reach pytest 9's node ids.)"""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ChainScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return f"notebooks: {notebook_chain(Path(path).stem)}" if path.endswith(".ipynb") else path
+
+    return ChainScheduling(config, log)
