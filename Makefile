@@ -22,21 +22,20 @@ run: $(BIN)/.installed
 # The unit tests and every notebook under nbval with its smoke defaults, in one run shared by $(TEST_WORKERS) workers
 # (conftest.py: each worker's torch gets its share of the cores and its own outputs; a notebook that reuses another's
 # models runs after it in the same worker; the notebooks go first, their chains being the longest pieces of work).
-# Outputs go to a temporary folder, removed after (the smoke models add up
-# to gigabytes). The folder goes on Ctrl-C or a kill too: sh runs no EXIT trap on a signal unless the signal's own
-# trap exits. `make unit` and `make nbval` run either half alone.
+# Outputs go to a temporary folder, removed after (the smoke models add up to gigabytes), also on Ctrl-C or a kill:
+# sh runs no EXIT trap on a signal unless the signal's own trap exits. `make unit` and `make nbval` run either half.
 TEST_WORKERS ?= 2
+TEST_PATHS ?= notebooks tests
 
 test: $(BIN)/.installed
 	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && trap 'exit 130' INT TERM && \
-	HF_HUB_OFFLINE=1 PAIRLIB_OUTPUTS=$$out $(BIN)/pytest --nbval-lax -n $(TEST_WORKERS) --dist loadfile --durations=30 -p no:cacheprovider notebooks tests
+	HF_HUB_OFFLINE=1 PAIRLIB_OUTPUTS=$$out $(BIN)/pytest --nbval-lax -n $(TEST_WORKERS) --dist loadfile --durations=30 -p no:cacheprovider $(TEST_PATHS)
 
-unit: $(BIN)/.installed
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
+unit:
+	$(MAKE) test TEST_PATHS=tests
 
-nbval: $(BIN)/.installed
-	out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && trap 'exit 130' INT TERM && \
-	HF_HUB_OFFLINE=1 PAIRLIB_OUTPUTS=$$out $(BIN)/pytest --nbval-lax -n $(TEST_WORKERS) --dist loadfile --durations=25 -p no:cacheprovider notebooks
+nbval:
+	$(MAKE) test TEST_PATHS=notebooks
 
 # From the repository root, so that notebooks/ and the executed outputs/ are both in Lab's file browser.
 lab: $(BIN)/.installed
