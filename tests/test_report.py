@@ -76,23 +76,31 @@ def test_a_figures_stamp_lies_below_every_axis_label(tmp_path, tight):
     plt.close(fig)
 
 
-def test_labels_of_a_cluster_of_points_do_not_overlap():
+def test_labels_of_a_cluster_of_points_overlap_neither_each_other_nor_other_points_and_stay_inside_the_axes():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
     fig, ax = plt.subplots(figsize=(5, 3))
-    xs, ys = [20, 20.5, 21, 21.2, 21.5, 22, 5], [0.96, 0.965, 0.962, 0.97, 0.966, 0.964, 0.5]
+    xs, ys = [20, 20.5, 21, 21.2, 21.5, 22, 5, 19], [0.96, 0.965, 0.962, 0.97, 0.966, 0.964, 0.5, 0.955]
     names = ["FastBERT speed 0.5", "FastBERT speed 0.3", "teacher", "original", "FastBERT speed 0.1", "DeFormer k=2",
-             "alone"]
+             "alone", "DeFormer k=4"]
     ax.scatter(xs, ys)
     ax.set_xscale("log")
+    fig.tight_layout()
     report.label_points(ax, xs, ys, names)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    from matplotlib.text import Text
-    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]  # the words, without the lines back
-    assert len(boxes) == 7
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    boxes = {t.get_text(): Text.get_window_extent(t, renderer) for t in ax.texts}  # the words, not the lines back
+    assert len(boxes) == 8
+    words = list(boxes.values())
+    assert not any(a.overlaps(b) for i, a in enumerate(words) for b in words[i + 1:])
+    frame = ax.get_window_extent(renderer)
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 for b in words)
+    for name, x, y in zip(names, xs, ys):  # no label covers another point's centre
+        px, py = ax.transData.transform((x, y))
+        assert not any(b.contains(px, py) for other, b in boxes.items() if other != name)
     plt.close(fig)
 
 

@@ -169,25 +169,42 @@ def plain_log_ticks(axis, leads: tuple[int, ...] = (1, 2, 5)) -> None:
     axis.set_minor_formatter(FuncFormatter(label))
 
 
-def label_points(ax, xs: Iterable[float], ys: Iterable[float], labels: Iterable[str], fontsize: float = 6) -> None:
-    """Each point's label beside it, moved down (with a line back to its point) wherever it would overlap a label
-    already placed, so that a cluster of points keeps every label readable. Call it after the axes' limits and
-    scales are set: placement is computed in screen space."""
+def label_points(ax, xs: Iterable[float], ys: Iterable[float], labels: Iterable[str], fontsize: float = 6,
+                 marker_points: float = 9) -> None:
+    """Each point's label beside it, readable however the points cluster: a label goes right of its point, or left
+    where that fits better or the right would run past the axes, and moves down (with a line back to its point)
+    until it covers neither a label already placed nor another point's marker (`marker_points` wide). Call it after
+    the axes' limits and scales are set: placement is computed in screen space."""
+    from matplotlib.transforms import Bbox
+
     fig = ax.figure
     fig.canvas.draw()  # settles the axes' limits, which positions on screen depend on
     renderer = fig.canvas.get_renderer()
     to_points = 72 / fig.dpi
-    placed = []
-    for x, y, label in sorted(zip(xs, ys, labels), key=lambda t: (-t[1], t[0])):  # top first, then left
-        text = ax.annotate(label, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=fontsize)
-        box = text.get_window_extent(renderer)
-        drop = 0.0
-        while any(box.translated(0, -drop).overlaps(b) for b in placed):
-            drop += 2
-        if drop:  # drawn again where it fits, with a line back to its point
+    frame = ax.get_window_extent(renderer)
+    points = sorted(zip(xs, ys, labels), key=lambda t: (-t[1], t[0]))  # top first, then left
+    half = marker_points / to_points / 2
+    screen = [ax.transData.transform((x, y)) for x, y, _ in points]
+    markers = [Bbox.from_extents(px - half, py - half, px + half, py + half) for px, py in screen]
+    placed: list = []
+    for i, (x, y, label) in enumerate(points):
+        obstacles = placed + markers[:i] + markers[i + 1:]
+        best = None
+        for dx, ha in ((4, "left"), (-4, "right")):  # right of the point first
+            text = ax.annotate(label, (x, y), xytext=(dx, 3), textcoords="offset points", fontsize=fontsize, ha=ha)
+            box = text.get_window_extent(renderer)
             text.remove()
-            ax.annotate(label, (x, y), xytext=(4, 3 - drop * to_points), textcoords="offset points",
-                        fontsize=fontsize, arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkB": 2})
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1
+            drop = 0.0
+            while any(box.translated(0, -drop).overlaps(b) for b in obstacles) and drop < frame.height:
+                drop += 2
+            key = (not inside, drop)
+            if best is None or key < best[0]:
+                best = (key, dx, ha, drop, box)
+        _, dx, ha, drop, box = best
+        arrow = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkB": 2} if drop else None
+        ax.annotate(label, (x, y), xytext=(dx, 3 - drop * to_points), textcoords="offset points", fontsize=fontsize,
+                    ha=ha, arrowprops=arrow)
         placed.append(box.translated(0, -drop))
 
 
