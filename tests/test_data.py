@@ -85,6 +85,21 @@ def test_a_hub_only_task_offline_says_what_to_do():
         data.load_task("ms_marco")
 
 
+def test_glue_tasks_from_the_hub_keep_the_dev_set_the_local_files_have_and_drop_glues_row_index(monkeypatch):
+    import datasets
+
+    def glue(path: str, config: str) -> datasets.DatasetDict:  # each split says which it is
+        return datasets.DatasetDict({name: datasets.Dataset.from_dict({"idx": [0], "label": [1], "split": [name]})
+                                     for name in ("train", "validation", "validation_matched",
+                                                  "validation_mismatched")})
+
+    monkeypatch.setattr(data.datasets, "load_dataset", glue)
+    for task, dev in (("mnli", "validation_matched"), ("qqp", "validation")):
+        dd = data.get_task(task).load_hub()
+        assert set(dd) == {"train", "validation"} and dd["validation"].column_names == ["label", "split"]
+        assert dd["train"]["split"] == ["train"] and dd["validation"]["split"] == [dev]
+
+
 def test_ms_marco_rows_become_candidates():
     rows = [{"query_id": 7, "query": "q", "passages": {"passage_text": ["a", "b"], "is_selected": [0, 1]}}]
     assert data.ms_marco_candidates(rows) == [

@@ -525,10 +525,13 @@ def _load_mnli(root: Path) -> datasets.DatasetDict:
     })
 
 
-def _hub_mnli() -> datasets.DatasetDict:
-    dd = datasets.load_dataset("nyu-mll/glue", "mnli")
-    return datasets.DatasetDict({"train": dd["train"].remove_columns(["idx"]),
-                                 "validation": dd["validation_matched"].remove_columns(["idx"])})
+def _hub_glue(config: str, validation: str = "validation") -> Callable[[], datasets.DatasetDict]:
+    """GLUE's train and dev splits from the Hub, without GLUE's row index (the local files have none)."""
+    def load() -> datasets.DatasetDict:
+        dd = datasets.load_dataset("nyu-mll/glue", config)
+        return datasets.DatasetDict({"train": dd["train"].remove_columns(["idx"]),
+                                     "validation": dd[validation].remove_columns(["idx"])})
+    return load
 
 
 _register(Task(
@@ -539,7 +542,8 @@ _register(Task(
     text_columns=("premise", "hypothesis"), label_names=MNLI_LABELS,
     deviations=("train is a random sample of 9,999 of the 392,702 official train pairs (its seed is not recorded); "
                 "validation is the official dev_matched set (9,815); dev_mismatched is not available",),
-    source="MultiNLI (Williams et al. 2018), GLUE", hub="nyu-mll/glue", load_local=_load_mnli, load_hub=_hub_mnli,
+    source="MultiNLI (Williams et al. 2018), GLUE", hub="nyu-mll/glue", load_local=_load_mnli,
+    load_hub=_hub_glue("mnli", validation="validation_matched"),
 ))
 
 QQP_SPLIT_BUCKETS = (80, 90)  # train / validation / test cuts of the train sample, by hash of the question pair
@@ -557,12 +561,6 @@ def _load_qqp(root: Path) -> datasets.DatasetDict:
     return datasets.DatasetDict(split_by_hash(rows, _qqp_pair, {"train": lo, "validation": hi, "test": 100}))
 
 
-def _hub_qqp() -> datasets.DatasetDict:
-    dd = datasets.load_dataset("nyu-mll/glue", "qqp")
-    return datasets.DatasetDict({"train": dd["train"].remove_columns(["idx"]),
-                                 "validation": dd["validation"].remove_columns(["idx"])})
-
-
 _register(Task(
     name="qqp", kind="pair_cls", language="en",
     files=("qqp/train_sample_a8999.json.gz", "qqp/train_sample_b1000.json.gz"),
@@ -573,7 +571,7 @@ _register(Task(
                 f"train / validation / test are derived from it {QQP_SPLIT_BUCKETS[0]}/"
                 f"{QQP_SPLIT_BUCKETS[1] - QQP_SPLIT_BUCKETS[0]}/{100 - QQP_SPLIT_BUCKETS[1]} by a hash of the "
                 "question pair; a question asked in two pairs can fall in two splits",),
-    source="Quora Question Pairs, GLUE", hub="nyu-mll/glue", load_local=_load_qqp, load_hub=_hub_qqp,
+    source="Quora Question Pairs, GLUE", hub="nyu-mll/glue", load_local=_load_qqp, load_hub=_hub_glue("qqp"),
 ))
 
 RACE_TRAIN_BUCKETS = 80  # % of RACE-M dev articles used for the derived train split
