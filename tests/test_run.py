@@ -251,3 +251,27 @@ def test_a_notebook_run_by_hand_never_writes_a_profiles_folder(tmp_path, monkeyp
     assert report.output_dir("cpu") == tmp_path / "outputs" / "interactive" / "cpu"
     assert "not run by `pairlib run`" in capsys.readouterr().out
     assert report.output_dir("cpu", tmp_path / "outputs" / "cpu") == tmp_path / "outputs" / "cpu"  # the runner's
+
+
+def test_an_executed_notebook_keeps_its_streams_as_a_reader_sees_them():
+    from nbformat.v4 import new_output
+
+    cell = new_code_cell("train()", outputs=[
+        new_output("stream", name="stdout", text="resuming\n"),
+        new_output("stream", name="stderr", text="\repoch 1:  10%| 1/10"),
+        new_output("stream", name="stderr", text="\repoch 1: 100%| 10/10"),
+        new_output("stream", name="stderr", text="\n"),
+        new_output("stream", name="stdout", text="loss=0.5\n"),
+        new_output("stream", name="stdout", text="done 12345\rok\r\n"),
+        new_output("display_data", data={"text/plain": "table"}),
+        new_output("stream", name="stdout", text="after\n"),
+    ])
+    nb = new_notebook(cells=[cell])
+    run.tidy_streams(nb)
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in nb.cells[0].outputs] == [
+        ("stream", "stdout", "resuming\n"),
+        ("stream", "stderr", "epoch 1: 100%| 10/10\n"),
+        ("stream", "stdout", "loss=0.5\nokne 12345\n"),  # a shorter line after \r overwrites only its start
+        ("display_data", None, None),
+        ("stream", "stdout", "after\n"),
+    ]
