@@ -173,8 +173,9 @@ def label_points(ax, xs: Iterable[float], ys: Iterable[float], labels: Iterable[
                  marker_points: float = 9) -> None:
     """Each point's label beside it, readable however the points cluster: a label goes right of its point, or left
     where that fits better or the right would run past the axes, and moves down (with a line back to its point)
-    until it covers neither a label already placed nor another point's marker (`marker_points` wide). Call it after
-    the axes' limits and scales are set: placement is computed in screen space."""
+    until it covers neither a label already placed nor another point's marker (`marker_points` wide). Placement is
+    computed in screen space, so call it after the axes' limits, scales and the figure's layout are set: a later
+    `tight_layout` moves the points and not the labels' offsets, and clusters overlap again."""
     from matplotlib.transforms import Bbox
 
     fig = ax.figure
