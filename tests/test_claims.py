@@ -1,4 +1,5 @@
 """Every claim a notebook lists has a row in the committed cpu claims table, and notebooks write all they list."""
+import pandas as pd
 import pytest
 
 from pairlib.core.artifacts import REPO_ROOT
@@ -56,3 +57,52 @@ def test_a_claim_moved_to_another_notebook_gets_a_placeholder_naming_it(tmp_path
     assert cid in report.add_placeholder_claims(tmp_path, "cpu")
     row = report.read_claims(tmp_path).set_index("claim_id").loc[cid]
     assert row.evidence == "35_fastbert_chinese" and "--only 35_fastbert_chinese" in row.ours
+
+
+def test_a_moved_claim_keeps_what_its_earlier_notebook_measured_until_the_new_one_runs(tmp_path):
+    cid = "dipair.de_cos.auc_delta"
+    report.write_claims([report.Claim(cid, "DiPair", "AUC-ROC of DE-Cos minus DiPair-TSF's", "negative",
+                                      "+0.192 (squad_q2p)", "AUC-ROC", "not reproduced", "an_old_notebook")], tmp_path)
+    report.add_placeholder_claims(tmp_path, "cpu")
+    row = report.read_claims(tmp_path).set_index("claim_id").loc[cid]
+    assert row.evidence == "45_dipair_pool_curve" and row.verdict == "not run"
+    assert claims.is_placeholder(row.ours) and "--only 45_dipair_pool_curve" in row.ours
+    assert "an_old_notebook measured +0.192 (squad_q2p) (not reproduced there)" in row.ours
+    assert row.description == "AUC-ROC of DE-Cos minus DiPair-TSF's" and row.paper_value == "negative"
+
+
+def test_dipair_accuracy_claims_are_judged_at_the_largest_pool_with_the_gap_at_every_size():
+    from pairlib.study import dipair_claims
+
+    small = "cross-encoder, 1 layer(s)"
+    auc = {4800: {"DiPair-TSF": 0.62, "DE-Cos": 0.82, small: 0.50},
+           9600: {"DiPair-TSF": 0.70, "DE-Cos": 0.83, small: 0.55},
+           19200: {"DiPair-TSF": 0.86, "DE-Cos": 0.84, small: 0.80}}
+    curve = pd.DataFrame([{"pool_pairs": n, "model": m, "auc_roc": a}
+                          for n, row in auc.items() for m, a in row.items()])
+    rows = {c.claim_id: c for c in dipair_claims.accuracy_claims(curve, 0.866, small, "here")}
+    assert set(rows) == set(claims.NOTEBOOK_CLAIMS["45_dipair_pool_curve"])
+    teacher = rows["dipair.q2p.auc_delta_vs_teacher"]
+    assert teacher.ours.startswith("-0.006 (0.860 vs 0.866 at 19,200 pool pairs")
+    assert "at 4,800 / 9,600 / 19,200 pool pairs: -0.246 / -0.166 / -0.006, +0.120 per doubling" in teacher.ours
+    assert teacher.verdict == "reproduced"
+    # both students learned the teacher at the largest pool, so the comparison is judged: +0.06 against -0.004
+    assert rows["dipair.vs_small_cross.auc_delta"].verdict == "reproduced"
+    assert "not judgeable" not in rows["dipair.vs_small_cross.auc_delta"].ours
+    # DE-Cos below DiPair at the largest pool, as the paper has it, though above it at the smaller ones
+    de_cos = rows["dipair.de_cos.auc_delta"]
+    assert de_cos.ours.startswith("-0.020 (0.840 vs 0.860") and "+0.200 / +0.130 / -0.020" in de_cos.ours
+    assert de_cos.verdict == "reproduced"
+
+
+def test_dipair_against_a_small_cross_encoder_that_did_not_learn_the_teacher_is_not_judgeable():
+    from pairlib.study import dipair_claims
+
+    small = "cross-encoder, 1 layer(s)"
+    curve = pd.DataFrame([{"pool_pairs": 4800, "model": m, "auc_roc": a}
+                          for m, a in {"DiPair-TSF": 0.86, "DE-Cos": 0.8, small: 0.5}.items()])
+    row = {c.claim_id: c for c in dipair_claims.accuracy_claims(curve, 0.87, small, "here")}[
+        "dipair.vs_small_cross.auc_delta"]
+    assert "not judgeable" in row.ours and row.verdict == "not reproduced" and "per doubling" not in row.ours
+    with pytest.raises(ValueError, match="no rows for 'DE-Cos'"):
+        dipair_claims.accuracy_claims(curve[curve.model != "DE-Cos"], 0.87, small, "here")
