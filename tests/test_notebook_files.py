@@ -26,6 +26,16 @@ def test_a_source_notebook_holds_no_outputs(path):
             f"{path.name}: code cell {i} holds outputs; run `make strip` before committing"
 
 
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_its_own_id(path):
+    """nbformat 4.5 wants one (papermill warns and newer nbformat versions refuse without it); Lab adds missing ones
+    on save, which would then show as a change to a notebook merely opened."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    ids = [c.get("id") for c in nb["cells"]]
+    assert None not in ids, f"{path.name}: cell {ids.index(None)} has no id"
+    assert len(set(ids)) == len(ids), f"{path.name}: cell ids repeat"
+
 def test_notebooks_name_the_kernel_make_installs():
     installed = re.search(r'--display-name "([^"]+)"', (REPO_ROOT / "Makefile").read_text()).group(1)
     committed = [REPO_ROOT / f for f in _committed("outputs") if f.endswith(".ipynb")]
