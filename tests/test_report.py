@@ -117,3 +117,22 @@ def test_plain_log_ticks_label_one_two_and_five_of_each_decade_only():
     shown = [t.get_text() for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True) if t.get_text()]
     assert set(shown) <= {"10", "20", "50", "100", "200", "500", "1,000"} and {"20", "50", "200"} <= set(shown)
     plt.close(fig)
+
+
+def test_the_commit_stamp_is_dirty_for_changed_code_but_not_for_changed_prose_or_outputs(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for name, text in {"model.py": "x = 1\n", "README.md": "# r\n", "docs/a.md": "a\n", "outputs/t.csv": "1\n"}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    for name in ("README.md", "docs/a.md", "outputs/t.csv"):
+        (tmp_path / name).write_text("changed\n")
+    assert not report.git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert report.git_commit(tmp_path).endswith("-dirty")

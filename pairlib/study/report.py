@@ -30,13 +30,17 @@ VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
 CLAIM_COLUMNS = ("claim_id", "paper", "description", "paper_value", "ours", "unit", "verdict", "evidence")
 
 
-def git_commit() -> str:
+# what can change a result: not the outputs being written right now, nor prose edited while a long run goes on
+NOT_CODE = (":!outputs", ":!docs", ":!*.md")
+
+
+def git_commit(root: str | Path = REPO_ROOT) -> str:
+    """The commit of the code that ran, `-dirty` when tracked code differs from it."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                              text=True, check=True).stdout.strip()
-        # "-dirty" means tracked code differs from the commit; the outputs being written right now do not count
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!outputs"],
-                               cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE],
+                               cwd=root, capture_output=True, text=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
