@@ -176,3 +176,21 @@ def test_a_local_ray_start_that_times_out_is_tried_again_and_a_cluster_address_i
     with pytest.raises(Exception, match="timed out during startup"):
         job_module._start_ray("ray://head:10001")
     assert calls == ["ray://head:10001"]
+
+
+def test_a_device_the_machine_lacks_is_refused_and_the_gpu_pool_is_sized_from_the_gpus(inputs, tmp_path, monkeypatch):
+    root, _, _ = inputs
+    from pairlib.serve import job as job_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ServeError, match="torch sees no CUDA GPU here: use --device cpu"):
+        _job(root, "dipair", tmp_path / "out", device="cuda")
+    with pytest.raises(ServeError, match="device must be one of"):
+        _job(root, "dipair", tmp_path / "out", device="tpu")
+    with pytest.raises(ServeError, match=r"gpus_per_actor must be in \(0, 1\]"):
+        _job(root, "dipair", tmp_path / "out", engine="ray", device="cuda", gpus_per_actor=1.5)
+    assert not (tmp_path / "out").exists()
+    # 2 GPUs at half a GPU each: four actors sharing 0.8 of 16 CPUs; none on a cluster without GPUs
+    assert job_module.gpu_actor_plan(16, 2, 0.5) == (4, 3.2, 3)
+    with pytest.raises(ServeError, match="the Ray cluster has 0 GPUs"):
+        job_module.gpu_actor_plan(16, 0, 1.0)

@@ -7,7 +7,7 @@ import sys
 from typing import Sequence
 
 from pairlib.serve.job import ENGINES, ScoreJob
-from pairlib.serve.models import DTYPES, ServeError
+from pairlib.serve.models import DEVICES, DTYPES, ServeError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--address", default=None, help="a Ray cluster's address (e.g. ray://head:10001)")
     ap.add_argument("--tokenizer", default=None, help="when the model folder has none (e.g. minilm-l6)")
     ap.add_argument("--dtype", choices=DTYPES, default="float16", help="what the stores keep (default float16)")
+    ap.add_argument("--device", choices=DEVICES, default="cpu", help="where the model runs: this process (local) or "
+                    "each Ray actor (default cpu)")
+    ap.add_argument("--gpus-per-actor", type=float, default=1.0, help="with --device cuda on Ray: the GPU share "
+                    "each actor reserves (0.5: two actors per GPU)")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--pair-shard-size", type=int, default=65536, help="pairs per output shard (the unit of resume)")
     ap.add_argument("--side-shard-size", type=int, default=2048, help="texts per store shard")
@@ -36,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         job = ScoreJob(args.model, args.passages, args.queries, args.pairs, args.out, args.engine, args.address,
                        args.tokenizer, args.dtype, args.side_shard_size, args.pair_shard_size, args.batch_size,
-                       {k: v for k, v in lengths.items() if v is not None})
+                       {k: v for k, v in lengths.items() if v is not None}, args.device, args.gpus_per_actor)
         print(json.dumps(job.run(), indent=1))
     except ServeError as e:
         print(f"pairlib score: {e}", file=sys.stderr)

@@ -8,6 +8,8 @@ Two engines run the same tasks with the same worker:
   keeps the stores open. By default the job starts a local Ray (nothing for the user to start) and sizes the actor
   pool from the CPUs it finds, each actor with a fraction of a CPU and its own torch threads (on 2 cores, two actors
   at 1 CPU each left no CPU for Ray's own tasks and stalled); `address` runs the same job on an existing cluster.
+  With `device="cuda"` each actor reserves `gpus_per_actor` of a GPU (Ray then places it on a GPU node and sets its
+  visible device) and the pool is sized from the GPUs instead.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pairlib.serve.models import ServeError, ServedModel, load_served_model
+from pairlib.serve.models import DEVICES, ServedModel, ServeError, check_device, load_served_model
 from pairlib.serve.store import (
     SideStore,
     ids_digest,
@@ -70,6 +72,8 @@ class ScoreJob:
     pair_shard_size: int = 65536
     batch_size: int = 256
     lengths: dict = field(default_factory=dict)
+    device: str = "cpu"  # where the model runs: the local engine's process, or each Ray actor
+    gpus_per_actor: float = 1.0  # with device "cuda" on Ray: a fraction lets several actors share one GPU
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -77,6 +81,13 @@ class ScoreJob:
         for name in ("side_shard_size", "pair_shard_size", "batch_size"):
             if getattr(self, name) < 1:
                 raise ServeError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.device not in DEVICES:
+            raise ServeError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.engine == "local":
+            check_device(self.device)  # on Ray the workers' GPUs are checked when the pool is planned
+        g = float(self.gpus_per_actor)
+        if not (0 < g <= 1 or (g > 1 and g.is_integer())):
+            raise ServeError(f"gpus_per_actor must be in (0, 1] or a whole number, got {self.gpus_per_actor}")
         # everything checked before any work starts: the model, the columns, the ids
         self.served = load_served_model(self.model_dir, self.tokenizer, self.dtype, **self.lengths)
         self.passage_table = read_table(self.passages, "passages")
@@ -104,9 +115,9 @@ class ScoreJob:
     def _settings(self) -> dict:
         s = self.served
         return {"model_dir": self.model_dir, "tokenizer": self.tokenizer, "dtype": self.dtype, "out": str(self.out_dir),
-                "batch_size": self.batch_size, "lengths": {"query_length": s.query_length,
-                                                           "passage_length": s.passage_length,
-                                                           "cross_length": s.cross_length}}
+                "batch_size": self.batch_size, "device": self.device, "gpus_per_actor": self.gpus_per_actor,
+                "lengths": {"query_length": s.query_length, "passage_length": s.passage_length,
+                            "cross_length": s.cross_length}}
 
     def encode_tasks(self) -> list[dict]:
         tasks = []
@@ -159,8 +170,10 @@ class ShardWorker:
     def __init__(self, settings: dict, served: ServedModel | None = None, threads: int | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
-        self.served = served or load_served_model(settings["model_dir"], settings["tokenizer"], settings["dtype"],
-                                                  **settings["lengths"])
+        device = settings.get("device", "cpu")
+        self.served = (served.to(device) if served is not None else
+                       load_served_model(settings["model_dir"], settings["tokenizer"], settings["dtype"], device,
+                                         **settings["lengths"]))
         self.out, self.batch_size = Path(settings["out"]), settings["batch_size"]
         self.stores: dict[str, SideStore] = {}
 
@@ -216,6 +229,18 @@ def actor_plan(cpus: float) -> tuple[int, float, int]:
     return actors, 0.8 * cpus / actors, max(1, int(cpus // actors))
 
 
+def gpu_actor_plan(cpus: float, gpus: float, gpus_per_actor: float) -> tuple[int, float, int]:
+    """(actors, CPUs reserved per actor, torch threads per actor) when the actors run on GPUs: as many as the GPUs
+    hold at `gpus_per_actor` each, sharing 0.8 of the CPUs (tokenising and moving arrays are theirs to do)."""
+    actors = int(gpus / gpus_per_actor + 1e-9)
+    if actors < 1:
+        raise ServeError(f"device 'cuda' with {gpus_per_actor} GPU per actor, but the Ray cluster has {gpus:g} GPUs: "
+                         "start Ray where GPUs are visible (or join a cluster that has them with --address), or use "
+                         "--device cpu")
+    share = max(0.8 * cpus / actors, 0.01)
+    return actors, share, max(1, int(share))
+
+
 LOCAL_RAY_STARTS = 3  # Ray gives its raylet 30 s to register; on a busy 2-core machine that can run out
 
 
@@ -244,9 +269,13 @@ def _run_on_ray(tasks: list[dict], settings: dict, address: str | None) -> list[
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset execution plans in a notebook
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    actors, cpus_each, threads = actor_plan(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+    resources = ray.cluster_resources()
+    cpus = resources.get("CPU", os.cpu_count() or 1)
+    gpus_each = settings["gpus_per_actor"] if settings["device"] == "cuda" else 0
+    actors, cpus_each, threads = (gpu_actor_plan(cpus, resources.get("GPU", 0), gpus_each) if gpus_each
+                                  else actor_plan(cpus))
     ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
     done = ds.map_batches(ShardWorker, fn_constructor_kwargs={"settings": settings, "threads": threads},
                           batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(actors, len(tasks))),
-                          num_cpus=cpus_each).take_all()
+                          num_cpus=cpus_each, num_gpus=gpus_each or None).take_all()
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in done]

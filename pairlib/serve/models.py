@@ -31,6 +31,7 @@ from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder, Enco
 KINDS = {"dipair": DiPairModel, "pair-dual-encoder": DualEncoder, "deformer": DeFormerForSequenceClassification,
          "pair-cross-encoder": CrossEncoder}
 DTYPES = ("float16", "float32")
+DEVICES = ("cpu", "cuda")
 # used when the model's folder does not say (its training settings.json, one level up, usually does)
 DEFAULT_LENGTHS = {"query_length": 32, "passage_length": 128, "cross_length": 160}
 
@@ -83,6 +84,17 @@ class ServedModel:
     passage_length: int
     cross_length: int
     dtype: str = "float16"
+    device: str = "cpu"
+
+    def to(self, device: str) -> "ServedModel":
+        """The same model on `device` (`cpu` or `cuda`); stores stay numpy on the host either way."""
+        check_device(device)
+        self.model.to(device)
+        self.device = device
+        return self
+
+    def _host(self, t: torch.Tensor, dtype: str | type) -> np.ndarray:
+        return t.float().cpu().numpy().astype(dtype)
 
     @property
     def caches_sides(self) -> bool:
@@ -91,7 +103,8 @@ class ServedModel:
         return self.kind != "pair-cross-encoder"
 
     def _tokens(self, texts: list[str], length: int) -> dict[str, torch.Tensor]:
-        return self.tokenizer(texts, padding="max_length", truncation=True, max_length=length, return_tensors="pt")
+        enc = self.tokenizer(texts, padding="max_length", truncation=True, max_length=length, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in enc.items()}
 
     @torch.inference_mode()
     def encode(self, side: str, texts: list[str]) -> dict[str, np.ndarray]:
@@ -105,20 +118,20 @@ class ServedModel:
             else:
                 ids, mask = tokenize_segment(self.tokenizer, texts, self.passage_length, "passage")
                 encode = self.model.encode_passage
-            states = encode(ids, mask).float().numpy().astype(self.dtype)
-            return {"states": states, "mask": mask.numpy().astype(np.int8)}
+            states = encode(ids.to(self.device), mask.to(self.device))
+            return {"states": self._host(states, self.dtype), "mask": mask.numpy().astype(np.int8)}
         enc = self._tokens(texts, self.query_length if side == "query" else self.passage_length)
         encode = self.model.encode_query if side == "query" else self.model.encode_passage
         out = encode(enc["input_ids"], enc["attention_mask"])
         if self.kind == "dipair":
-            return {"states": out.states.float().numpy().astype(self.dtype), "mask": out.mask.numpy().astype(np.int8)}
-        return {"vector": out.float().numpy().astype(self.dtype)}
+            return {"states": self._host(out.states, self.dtype), "mask": self._host(out.mask, np.int8)}
+        return {"vector": self._host(out, self.dtype)}
 
     @torch.inference_mode()
     def score(self, query: dict[str, np.ndarray], passage: dict[str, np.ndarray]) -> np.ndarray:
         """Scores of aligned rows: query[i] with passage[i]."""
         def tensor(a: np.ndarray, dtype) -> torch.Tensor:
-            return torch.from_numpy(np.asarray(a, dtype=dtype))
+            return torch.from_numpy(np.asarray(a, dtype=dtype)).to(self.device)
 
         if self.kind == "dipair":
             def side(a):
@@ -131,20 +144,29 @@ class ServedModel:
                           "passage_states": tensor(passage["states"], np.float32),
                           "passage_attention_mask": tensor(passage["mask"], np.int64)}
             else:
-                inputs = tokenize_segments(self.tokenizer, list(query["text"]), list(passage["text"]),
-                                           self.query_length, self.passage_length)
+                inputs = {k: v.to(self.device) for k, v in tokenize_segments(
+                    self.tokenizer, list(query["text"]), list(passage["text"]), self.query_length,
+                    self.passage_length).items()}
             scores = pair_scores(self.model(**inputs).logits)
         elif self.kind == "pair-dual-encoder":
             scores = self.model.score(tensor(query["vector"], np.float32), tensor(passage["vector"], np.float32))
         else:
             enc = self.tokenizer(list(query["text"]), list(passage["text"]), padding="max_length",
                                  truncation="longest_first", max_length=self.cross_length, return_tensors="pt")
-            scores = self.model(**enc)
-        return scores.float().numpy()
+            scores = self.model(**{k: v.to(self.device) for k, v in enc.items()})
+        return self._host(scores, np.float32)
+
+
+def check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise ServeError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ServeError("device 'cuda' was asked for, but torch sees no CUDA GPU here: use --device cpu, or run on a "
+                         "machine (or Ray workers) with a GPU and a CUDA build of torch")
 
 
 def load_served_model(model_dir: str | Path, tokenizer: str | None = None, dtype: str = "float16",
-                      **lengths: int | None) -> ServedModel:
+                      device: str = "cpu", **lengths: int | None) -> ServedModel:
     """A saved model folder (a notebook's `<artifact>/best`, or any `save_pretrained` folder of the kinds above).
     The tokenizer and the lengths come from the folder, else from the training settings beside it, else from the
     arguments; anything still missing is an error that says which argument to give."""
@@ -178,4 +200,4 @@ def load_served_model(model_dir: str | Path, tokenizer: str | None = None, dtype
                          "(e.g. minilm-l6)")
     with quiet_transformers():
         model = KINDS[kind].from_pretrained(folder).eval()
-    return ServedModel(model, tok, kind, model_fingerprint(folder), dtype=dtype, **chosen)
+    return ServedModel(model, tok, kind, model_fingerprint(folder), dtype=dtype, **chosen).to(device)
