@@ -49,9 +49,11 @@ class Candidate:
 
 def shared_pair_settings(r: DiPairRecipe) -> dict:
     """What every method trained on the DiPair task shares with its cross-encoder teacher: the labelled pairs, the
-    evaluation split, the learning rate, batch size and warm-up."""
+    evaluation split, the learning rate, batch size and warm-up, and how often a run leaves a checkpoint to resume
+    from (an hour-long model stopped part-way otherwise starts over)."""
     return {"task": r.task, "train_examples": r.train_examples, "eval_examples": r.eval_examples,
-            "eval_split": r.eval_split, "lr": r.teacher_lr, "batch_size": r.batch_size, "warmup_ratio": r.warmup_ratio}
+            "eval_split": r.eval_split, "lr": r.teacher_lr, "batch_size": r.batch_size, "warmup_ratio": r.warmup_ratio,
+            "save_every_steps": r.save_every_steps}
 
 
 def deformer_on_pairs(pairs: DiPairExperiment, deformer_epochs: int, out_dir) -> Experiment:
