@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pairlib.serve.models import DEVICES, ServedModel, ServeError, check_device, load_served_model
+from pairlib.serve.models import ServedModel, ServeError, check_device, load_served_model
 from pairlib.serve.store import (
     SideStore,
     ids_digest,
@@ -81,10 +81,8 @@ class ScoreJob:
         for name in ("side_shard_size", "pair_shard_size", "batch_size"):
             if getattr(self, name) < 1:
                 raise ServeError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.device not in DEVICES:
-            raise ServeError(f"device must be one of {DEVICES}, got {self.device!r}")
-        if self.engine == "local":
-            check_device(self.device)  # on Ray the workers' GPUs are checked when the pool is planned
+        # on Ray the workers' GPUs are checked when the pool is planned, not in this process
+        check_device(self.device, visible_here=self.engine == "local")
         g = float(self.gpus_per_actor)
         if not (0 < g <= 1 or (g > 1 and g.is_integer())):
             raise ServeError(f"gpus_per_actor must be in (0, 1] or a whole number, got {self.gpus_per_actor}")

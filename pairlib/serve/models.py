@@ -157,10 +157,11 @@ class ServedModel:
         return self._host(scores, np.float32)
 
 
-def check_device(device: str) -> None:
+def check_device(device: str, visible_here: bool = True) -> None:
+    """A known device name, and (with `visible_here`) one this process can use."""
     if device not in DEVICES:
         raise ServeError(f"device must be one of {DEVICES}, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
+    if visible_here and device == "cuda" and not torch.cuda.is_available():
         raise ServeError("device 'cuda' was asked for, but torch sees no CUDA GPU here: use --device cpu, or run on a "
                          "machine (or Ray workers) with a GPU and a CUDA build of torch")
 
