@@ -117,7 +117,7 @@ def test_bad_input_is_refused_before_any_work(inputs, tmp_path):
         _job(root, "cosine", tmp_path / "built")
 
 
-def test_a_job_stopped_part_way_resumes_on_ray_to_the_same_output(inputs, tmp_path, monkeypatch):
+def test_a_job_stopped_part_way_resumes_on_ray_to_the_same_output(inputs, tmp_path, monkeypatch, capfd):
     root, _, _ = inputs
     whole = _job(root, "dipair", tmp_path / "whole", pair_shard_size=6)
     whole.run(progress=False)
@@ -141,6 +141,7 @@ def test_a_job_stopped_part_way_resumes_on_ray_to_the_same_output(inputs, tmp_pa
         report = _job(root, "dipair", tmp_path / "part", pair_shard_size=6, engine="ray").run(progress=False)
     finally:
         ray.shutdown()
+    assert "streaming_executor" not in capfd.readouterr().err  # Ray Data's execution plans stay out of notebooks
     assert report["encode_tasks_run"] == 0 and report["score_tasks_run"] == 4 - len(done)
     pd.testing.assert_frame_equal(read_scores(tmp_path / "part"), read_scores(tmp_path / "whole"))
 

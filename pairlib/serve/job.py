@@ -262,9 +262,12 @@ def _run_on_ray(tasks: list[dict], settings: dict, address: str | None) -> list[
     import logging
 
     import ray
+    import ray.data  # its import configures its loggers (console at INFO): quiet them after it, not before
     if not ray.is_initialized():
         _start_ray(address)
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset execution plans in a notebook
+    for handler in logging.getLogger("ray.data").handlers:  # no execution plans or notices in a notebook; the
+        if isinstance(handler, logging.StreamHandler):  # session's ray-data.log still gets everything
+            handler.setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     resources = ray.cluster_resources()
