@@ -2,6 +2,7 @@ import hashlib
 import json
 import time
 
+import datasets
 import pandas as pd
 import pytest
 
@@ -292,7 +293,7 @@ def test_a_task_is_built_once_per_process_until_its_files_change(tmp_path, monke
     assert again is not first and again["test"].to_list() == first["test"].to_list()
 
 
-def test_a_built_task_is_kept_on_disk_for_the_next_process_until_its_files_change(tmp_path, monkeypatch):
+def test_a_built_task_is_kept_on_disk_for_the_next_process_until_its_files_change(tmp_path, monkeypatch, capfd):
     import dataclasses
     import os
     import shutil
@@ -305,6 +306,8 @@ def test_a_built_task_is_kept_on_disk_for_the_next_process_until_its_files_chang
     monkeypatch.setenv("PAIRLIB_CACHE", str(tmp_path / "cache"))
     first = data.load_task("race", root=root)
     assert len(list((tmp_path / "cache" / "tasks").glob("race-*"))) == 1
+    assert "Saving the dataset" not in capfd.readouterr().err  # the write shows no bar (it landed in notebooks)
+    assert not datasets.are_progress_bars_disabled()  # and leaves the user's setting as it was
     data._load_local_once.cache_clear()  # as a new process finds it
 
     def unbuildable(_root):

@@ -263,6 +263,8 @@ def _load_local_once(name: str, root: Path, _files: tuple) -> datasets.DatasetDi
             shutil.rmtree(folder, ignore_errors=True)
     dd = TASKS[name].load_local(root)
     staging = folder.with_name(f".{folder.name}.{os.getpid()}")
+    quiet = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()  # a cache write is bookkeeping: its bars would land in executed notebooks
     try:
         dd.save_to_disk(str(staging))
         staging.rename(folder)  # whole or not at all; a process that got there first wins
@@ -270,6 +272,8 @@ def _load_local_once(name: str, root: Path, _files: tuple) -> datasets.DatasetDi
         pass  # a read-only or full disk only costs the next process the build
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not quiet:
+            datasets.enable_progress_bars()
     return dd
 
 
