@@ -265,8 +265,8 @@ def _run_on_ray(tasks: list[dict], settings: dict, address: str | None) -> list[
     import ray.data  # its import configures its loggers (console at INFO): quiet them after it, not before
     if not ray.is_initialized():
         _start_ray(address)
-    for handler in logging.getLogger("ray.data").handlers:  # no execution plans or notices in a notebook; the
-        if isinstance(handler, logging.StreamHandler):  # session's ray-data.log still gets everything
+    for handler in logging.getLogger("ray.data").handlers:  # no execution plans or notices in a notebook; Ray's
+        if isinstance(handler, logging.StreamHandler):  # own ray-data.log file still gets everything
             handler.setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
