@@ -402,7 +402,7 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
                 scheduler.step()
                 state["global_step"] += 1
                 bar.set_postfix(loss=f"{sum(running[-20:]) / len(running[-20:]):.4f}",
-                                lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)  # the bar redraws at its own pace
+                                lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)  # the bar redraws at its pace
                 if (evaluate is not None and config.eval_every_steps
                         and state["global_step"] % config.eval_every_steps == 0):
                     curve_point(running)
@@ -471,9 +471,3 @@ def _saved_result(saved: dict, output_dir: str | Path) -> TrainResult:
     if result.best_dir is not None:
         result.best_dir = str(Path(output_dir) / Path(result.best_dir).name)
     return result
-
-
-def clear_checkpoints(output_dir: str | Path) -> None:
-    """Remove a previous run's state so that the next `train` starts from scratch."""
-    shutil.rmtree(Path(output_dir) / "last", ignore_errors=True)
-    shutil.rmtree(Path(output_dir) / "best", ignore_errors=True)
