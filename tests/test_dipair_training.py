@@ -162,3 +162,24 @@ def test_a_new_layer_given_its_own_rate_moves_at_that_rate(tmp_path):
                  for n, p in before.items() if n.startswith("query_encoder."))
     assert excess <= 2e-7  # float32 rounding of the weights; 300x below the lr itself
     assert any(not torch.equal(after[n], p) for n, p in before.items() if n.startswith("query_encoder."))
+
+
+def test_evaluation_scores_are_kept_per_weights_and_match_a_fresh_scoring(tmp_path, monkeypatch):
+    """A model read back again is not re-scored, and a file is never reused for other weights."""
+    from pairlib.dipair import experiment
+    from pairlib.dipair.modeling import DualEncoder
+    recipe = DiPairRecipe(train_examples=8, eval_examples=6, pool_queries=2, pool_passages=2, query_length=8,
+                          passage_length=16, cross_length=24)
+    exp = DiPairExperiment(recipe, "minilm-l6", tmp_path, progress=False)
+    model = exp.zero_shot_dual()
+    fresh = experiment.predict(model, exp.eval_tensors, progress=False)
+    first = exp.evaluate(model)
+    calls = []
+    monkeypatch.setattr(experiment, "predict", lambda *a, **k: calls.append(1) or fresh)
+    again = DualEncoder.from_backbone("minilm-l6", scorer="cosine").eval()  # another copy of the same weights
+    assert exp.evaluate(again) == first and not calls
+    torch.testing.assert_close(exp.eval_scores(again), fresh)
+    with torch.no_grad():
+        again.query_encoder.embeddings.word_embeddings.weight[0, 0] += 1e-3
+    exp.eval_scores(again)
+    assert calls == [1]

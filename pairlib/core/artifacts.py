@@ -12,7 +12,10 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,3 +81,27 @@ def shown(path: str | Path) -> str:
     if path.is_relative_to(REPO_ROOT.parent) and REPO_ROOT.parent != Path(REPO_ROOT.anchor):
         return os.path.relpath(path, REPO_ROOT)
     return str(path)
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """Names a model by what its outputs depend on: its class, its config and its weights, byte for byte. A file of
+    its outputs named by this is valid for any copy of the model, however it was read back, and for no other."""
+    import torch  # the rest of this module is used where torch is not imported yet
+    h = hashlib.sha1(type(model).__name__.encode())
+    config = getattr(model, "config", None)
+    if config is not None:
+        settings = {k: v for k, v in config.to_dict().items() if k not in ("_name_or_path", "transformers_version")}
+        h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().to(torch.float32 if t.is_floating_point() else t.dtype).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def tensors_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
+    """Names a set of inputs (e.g. an evaluation's token ids) byte for byte."""
+    h = hashlib.sha1()
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -23,7 +23,12 @@ from torch import nn
 from tqdm import tqdm
 
 from pairlib.core import data, metrics
-from pairlib.core.artifacts import artifact_dir, written_atomically
+from pairlib.core.artifacts import (
+    artifact_dir,
+    tensors_fingerprint,
+    weights_fingerprint,
+    written_atomically,
+)
 from pairlib.core.backbone import backbone_identity, load_tokenizer
 from pairlib.core.train import (
     RecipeBase,
@@ -248,9 +253,9 @@ class DiPairExperiment:
              stage: str = "", new_layer_lr: float | None = None,
              prepare: Callable[[torch.nn.Module], None] | None = None, **extra):
         """`new_layer_lr`: the rate of the model's `new_layer_prefixes` (None: `lr`). `prepare` sets starting values
-        before training; it is skipped when the trained model is only reloaded."""
+        before training; it is skipped when the model is only reloaded or resumes from a checkpoint."""
         out = self.artifact_dir(name, depends_on, **extra)
-        if prepare is not None and finished_result(out) is None:
+        if prepare is not None and not (out / "last" / "trainer_state.json").exists():  # a resumed run loads its own
             prepare(model)
         lr_by_prefix = {} if new_layer_lr is None else dict.fromkeys(model.new_layer_prefixes, new_layer_lr)
         dataset = TensorDictDataset(tensors)
@@ -389,7 +394,21 @@ class DiPairExperiment:
         return metrics.chance_levels(list(self.eval_set["label"]), list(self.eval_set["query_id"]), k=10)
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        scores = predict(model, self.eval_tensors, progress=self.progress).tolist()
+        scores = self.eval_scores(model).tolist()
         labels, groups = list(self.eval_set["label"]), list(self.eval_set["query_id"])
         return {**metrics.compute("auc_roc", predictions=scores, references=labels),
                 **metrics.compute("ranking", predictions=scores, references=labels, groups=groups, k=10)}
+
+    def eval_scores(self, model: torch.nn.Module) -> torch.Tensor:
+        """The model's scores on the evaluation pairs, kept on disk under a hash of the model's weights and of the
+        pairs' token ids. A resumed pool curve reads a dozen trained models back, and scoring `test_ranked`'s 5,000
+        pairs again costs minutes each on 2 cores; the file holds what the same weights gave on the same inputs."""
+        folder = self.out_dir / "artifacts" / f"dipair-{self.recipe.task}-eval-scores"
+        path = folder / f"{weights_fingerprint(model)}-{tensors_fingerprint(_features(self.eval_tensors))}.pt"
+        if path.exists():
+            return torch.load(path)
+        scores = predict(model, self.eval_tensors, progress=self.progress)
+        folder.mkdir(parents=True, exist_ok=True)
+        with written_atomically(path) as tmp:
+            torch.save(scores, tmp)
+        return scores
