@@ -18,3 +18,26 @@ def test_shown_paths_are_relative_inside_and_beside_the_repository():
     from pairlib.core.artifacts import REPO_ROOT, shown
     assert shown(REPO_ROOT / "outputs" / "cpu") == "outputs/cpu"
     assert shown(REPO_ROOT.parent / "shared" / "data") == "../shared/data"
+
+
+def test_kept_outputs_are_read_back_for_the_same_weights_and_inputs_only(tmp_path):
+    import torch
+
+    from pairlib.core.artifacts import kept_outputs
+    torch.manual_seed(0)
+    model, inputs = torch.nn.Linear(3, 1), {"x": torch.randn(4, 3)}
+    calls = []
+
+    def compute(m=model):
+        calls.append(1)
+        return m(inputs["x"]).detach()
+
+    first = kept_outputs(tmp_path, model, inputs, compute)
+    copy = torch.nn.Linear(3, 1)
+    copy.load_state_dict(model.state_dict())
+    assert torch.equal(kept_outputs(tmp_path, copy, inputs, lambda: compute(copy)), first) and len(calls) == 1
+    kept_outputs(tmp_path, model, {"x": inputs["x"] + 1}, compute)  # other inputs
+    with torch.no_grad():
+        copy.bias += 1e-6
+    assert not torch.equal(kept_outputs(tmp_path, copy, inputs, lambda: compute(copy)), first)  # other weights
+    assert len(calls) == 3 and len(list(tmp_path.glob("*.pt"))) == 3

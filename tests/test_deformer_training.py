@@ -114,3 +114,16 @@ def test_squad_answers_are_kept_in_the_official_prediction_format(tmp_path):
     assert list(saved) == list(exp.eval_set["id"])  # {question id: answer text}, as evaluate-v1.1.py reads
     again = metrics.squad_em_f1([saved[i] for i in exp.eval_set["id"]], [a["text"] for a in exp.eval_set["answers"]])
     assert again == scores
+
+
+def test_evaluation_logits_are_kept_and_found_again_on_any_sample(tmp_path, monkeypatch):
+    """A resumed notebook reads its models back; their logits on the same questions are read, not recomputed."""
+    from pairlib.deformer import experiment
+    exp = experiment.Experiment(Recipe(task="squad", question_length=16, passage_length=48, doc_stride=24,
+                                       train_examples=4, eval_examples=6), "minilm-l6", tmp_path, progress=False)
+    model = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=2).eval()
+    shared = exp.task.load("validation", 3, seed=1)
+    own, other = exp.evaluate(model), exp.evaluate(model, shared)
+    monkeypatch.setattr(experiment, "predict", lambda *a, **k: pytest.fail("scored again"))
+    assert exp.evaluate(model) == own and exp.evaluate(model, shared, exp.task.segments(shared)) == other
+    assert len(list((tmp_path / "artifacts" / "deformer-squad-eval-logits").glob("*.pt"))) == 2

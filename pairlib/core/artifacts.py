@@ -12,11 +12,12 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 if TYPE_CHECKING:
     import torch
 
+Outputs = TypeVar("Outputs")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -105,3 +106,19 @@ def tensors_fingerprint(tensors: dict[str, torch.Tensor]) -> str:
         h.update(name.encode())
         h.update(tensors[name].detach().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def kept_outputs(folder: Path, model: torch.nn.Module, inputs: dict[str, torch.Tensor],
+                 compute: Callable[[], Outputs]) -> Outputs:
+    """`compute()` (the model's outputs on `inputs`), kept in `folder` under a hash of the weights and the inputs and
+    read back when the same weights meet the same inputs again. A resumed notebook reads a dozen trained models
+    back, and scoring an evaluation set again costs minutes a model on 2 cores; the file holds what was computed."""
+    import torch
+    path = folder / f"{weights_fingerprint(model)}-{tensors_fingerprint(inputs)}.pt"
+    if path.exists():
+        return torch.load(path)
+    result = compute()
+    folder.mkdir(parents=True, exist_ok=True)
+    with written_atomically(path) as tmp:
+        torch.save(result, tmp)
+    return result

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pairlib.core import data, metrics
-from pairlib.core.artifacts import artifact_dir, written_atomically
+from pairlib.core.artifacts import artifact_dir, kept_outputs, written_atomically
 from pairlib.core.backbone import backbone_identity, quiet_transformers
 from pairlib.core.losses import kd_loss, lrs_loss, weighted_sum
 from pairlib.core.teacher_cache import TeacherOutputs
@@ -225,10 +225,13 @@ class DeFormerTask:
                                references=[int(x) for x in ds["label"]])
 
     def evaluate(self, model: DeFormerPreTrainedModel, ds, segments: Segments | None = None,
-                 batch_size: int = 64, progress: bool = True,
-                 predictions_file: str | Path | None = None) -> dict[str, float]:
+                 batch_size: int = 64, progress: bool = True, predictions_file: str | Path | None = None,
+                 kept_in: Path | None = None) -> dict[str, float]:
+        """`kept_in`: a folder where the logits are kept and found again (see `kept_outputs`)."""
         segments = segments if segments is not None else self.segments(ds)
-        return self.score(predict(model, segments, batch_size, self.kind, progress), ds, segments, predictions_file)
+        compute = lambda: predict(model, segments, batch_size, self.kind, progress)  # noqa: E731
+        logits = compute() if kept_in is None else kept_outputs(kept_in, model, segments.tensors, compute)
+        return self.score(logits, ds, segments, predictions_file)
 
 
 def write_predictions(answers: dict[str, str], path: str | Path) -> None:
@@ -387,11 +390,16 @@ class Experiment:
         return PassageCache.from_inputs(model, segments.passage_ids, segments.tensors["passage_input_ids"],
                                         segments.tensors["passage_attention_mask"], str(path))
 
-    def evaluate(self, model: DeFormerPreTrainedModel) -> dict[str, float]:
-        """The model's metrics on the evaluation sample; for SQuAD its answers are kept beside them, under
-        `<out_dir>/predictions/`, named by the model's folder and split layer, for scoring or comparing elsewhere."""
-        return self.task.evaluate(model, self.eval_set, self.eval_segments, progress=self.progress,
-                                  predictions_file=self.predictions_file(model) if self.task.kind == "span" else None)
+    def evaluate(self, model: DeFormerPreTrainedModel, ds=None, segments: Segments | None = None) -> dict[str, float]:
+        """The model's metrics on the evaluation sample (or on `ds` and its `segments`, e.g. a sample that several
+        experiments share), its logits kept under `artifacts/` for a re-run that reads the model back. On the own
+        sample, SQuAD's answers are also kept, under `<out_dir>/predictions/`, named by the model's folder and split
+        layer, for scoring or comparing elsewhere."""
+        own = ds is None
+        ds, segments = (self.eval_set, self.eval_segments) if own else (ds, segments or self.task.segments(ds))
+        answers = self.predictions_file(model) if own and self.task.kind == "span" else None
+        return self.task.evaluate(model, ds, segments, progress=self.progress, predictions_file=answers,
+                                  kept_in=self.out_dir / "artifacts" / f"deformer-{self.task.name}-eval-logits")
 
     def predictions_file(self, model: DeFormerPreTrainedModel) -> Path:
         folder = Path(model.config._name_or_path or "unsaved").parent.name or "unsaved"

@@ -23,12 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pairlib.core import data, metrics
-from pairlib.core.artifacts import (
-    artifact_dir,
-    tensors_fingerprint,
-    weights_fingerprint,
-    written_atomically,
-)
+from pairlib.core.artifacts import artifact_dir, kept_outputs, written_atomically
 from pairlib.core.backbone import backbone_identity, load_tokenizer
 from pairlib.core.train import (
     RecipeBase,
@@ -231,8 +226,8 @@ class DiPairExperiment:
 
     def artifact_dir(self, name: str, depends_on: str, **extra) -> Path:
         """`depends_on`: the kind of model (see `DiPairRecipe.settings_for`), whose settings name the folder."""
-        return artifact_dir(self.out_dir, f"dipair-{self.recipe.task}-{name}",
-                            {"backbone": backbone_identity(self.backbone), **self.recipe.settings_for(depends_on), **extra})
+        settings = {"backbone": backbone_identity(self.backbone), **self.recipe.settings_for(depends_on), **extra}
+        return artifact_dir(self.out_dir, f"dipair-{self.recipe.task}-{name}", settings)
 
     def _config(self, out: Path, epochs: int, lr: float, frozen=(), lr_by_prefix=None) -> TrainConfig:
         r = self.recipe
@@ -400,15 +395,7 @@ class DiPairExperiment:
                 **metrics.compute("ranking", predictions=scores, references=labels, groups=groups, k=10)}
 
     def eval_scores(self, model: torch.nn.Module) -> torch.Tensor:
-        """The model's scores on the evaluation pairs, kept on disk under a hash of the model's weights and of the
-        pairs' token ids. A resumed pool curve reads a dozen trained models back, and scoring `test_ranked`'s 5,000
-        pairs again costs minutes each on 2 cores; the file holds what the same weights gave on the same inputs."""
-        folder = self.out_dir / "artifacts" / f"dipair-{self.recipe.task}-eval-scores"
-        path = folder / f"{weights_fingerprint(model)}-{tensors_fingerprint(_features(self.eval_tensors))}.pt"
-        if path.exists():
-            return torch.load(path)
-        scores = predict(model, self.eval_tensors, progress=self.progress)
-        folder.mkdir(parents=True, exist_ok=True)
-        with written_atomically(path) as tmp:
-            torch.save(scores, tmp)
-        return scores
+        """The model's scores on the evaluation pairs, kept on disk (see `kept_outputs`)."""
+        return kept_outputs(self.out_dir / "artifacts" / f"dipair-{self.recipe.task}-eval-scores", model,
+                            _features(self.eval_tensors),
+                            lambda: predict(model, self.eval_tensors, progress=self.progress))
