@@ -321,8 +321,8 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
         recover_folder(last)
         recover_folder(best)
     acc.wait_for_everyone()
-    if config.resume and (last / "trainer_state.json").exists():
-        saved = json.loads((last / "trainer_state.json").read_text())
+    if config.resume and saved_state_file(out).exists():
+        saved = json.loads(saved_state_file(out).read_text())
         state, result = saved["state"], _saved_result(saved, out)
         result.resumed_from_step = state["global_step"]
         if saved.get("finished"):  # nothing left to train; the weights are in `best` (see train_and_reload)
@@ -455,9 +455,14 @@ def train_and_reload(model: torch.nn.Module, train_data, loss_fn: LossFn, config
     return trained.eval(), result
 
 
+def saved_state_file(output_dir: str | Path) -> Path:
+    """Where a run in `output_dir` keeps its state: present once it has a checkpoint to resume from (or finished)."""
+    return Path(output_dir) / "last" / "trainer_state.json"
+
+
 def finished_result(output_dir: str | Path) -> TrainResult | None:
     """The record of a run that finished in `output_dir`, or None (not run, or interrupted)."""
-    state = Path(output_dir) / "last" / "trainer_state.json"
+    state = saved_state_file(output_dir)
     if not state.exists():
         return None
     saved = json.loads(state.read_text())

@@ -396,7 +396,10 @@ class Experiment:
         sample, SQuAD's answers are also kept, under `<out_dir>/predictions/`, named by the model's folder and split
         layer, for scoring or comparing elsewhere."""
         own = ds is None
-        ds, segments = (self.eval_set, self.eval_segments) if own else (ds, segments or self.task.segments(ds))
+        if own:
+            ds, segments = self.eval_set, self.eval_segments
+        elif segments is None:
+            segments = self.task.segments(ds)
         answers = self.predictions_file(model) if own and self.task.kind == "span" else None
         return self.task.evaluate(model, ds, segments, progress=self.progress, predictions_file=answers,
                                   kept_in=self.out_dir / "artifacts" / f"deformer-{self.task.name}-eval-logits")

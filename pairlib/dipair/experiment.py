@@ -31,6 +31,7 @@ from pairlib.core.train import (
     TrainConfig,
     TrainResult,
     finished_result,
+    saved_state_file,
     seed_new_weights,
     train,
     train_and_reload,
@@ -250,7 +251,7 @@ class DiPairExperiment:
         """`new_layer_lr`: the rate of the model's `new_layer_prefixes` (None: `lr`). `prepare` sets starting values
         before training; it is skipped when the model is only reloaded or resumes from a checkpoint."""
         out = self.artifact_dir(name, depends_on, **extra)
-        if prepare is not None and not (out / "last" / "trainer_state.json").exists():  # a resumed run loads its own
+        if prepare is not None and not saved_state_file(out).exists():  # a resumed run loads its own weights
             prepare(model)
         lr_by_prefix = {} if new_layer_lr is None else dict.fromkeys(model.new_layer_prefixes, new_layer_lr)
         dataset = TensorDictDataset(tensors)
