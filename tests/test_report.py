@@ -16,6 +16,15 @@ def test_save_table_writes_csv_markdown_and_stamp(tmp_path):
     assert "| model" in md and "profile smoke" in md and "derived split" in md
 
 
+def test_count_columns_with_gaps_are_shown_as_whole_numbers(tmp_path):
+    df = pd.DataFrame({"pool_pairs": [4800.0, 19200.0, None], "auc_roc": [0.61, 0.6875, 0.8673]})
+    path = report.save_table(df, "t", tmp_path, "smoke")
+    md = (tmp_path / "tables" / "t.md").read_text()
+    assert "19200 |" in md and "e+04" not in md
+    assert "0.6875" in md and "nan" not in md.split("_profile")[0]
+    assert pd.read_csv(path).pool_pairs.iloc[1] == 19200  # the CSV keeps the numbers as they are
+
+
 def test_the_stamp_names_the_commit_the_run_started_at(tmp_path, monkeypatch):
     monkeypatch.setenv("PAIRLIB_COMMIT", "0123abcd4567")  # what `pairlib run` passes to the kernel
     report.save_table(pd.DataFrame({"a": [1]}), "t", tmp_path, "smoke")

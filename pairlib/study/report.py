@@ -132,6 +132,17 @@ def commit_staged(staging: Path, out_dir: str | Path) -> list[str]:
     return moved
 
 
+def _counts_as_integers(df: pd.DataFrame) -> pd.DataFrame:
+    """A count column with gaps (rows that have no pool size, say) is float in pandas, and `floatfmt` would print
+    19200 as 1.92e+04: such columns are shown as whole numbers, the gaps left blank."""
+    shown = df.copy()
+    for col in shown.columns:
+        values = shown[col]
+        if values.dtype.kind == "f" and values.notna().any() and (values.dropna() % 1 == 0).all():
+            shown[col] = [f"{int(v)}" if v == v else "" for v in values]
+    return shown
+
+
 def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, profile: str, notes: Iterable[str] = (),
                floatfmt: str = ".4g") -> Path:
     """Write a table as CSV + Markdown + stamp; `notes` (e.g. a task's deviations) go under the Markdown table."""
@@ -140,7 +151,7 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, profile: str, n
     s = stamp(profile)
     s["notes"] = list(notes)
     df.to_csv(out / f"{name}.csv", index=False)
-    md = df.to_markdown(index=False, floatfmt=floatfmt)
+    md = _counts_as_integers(df).to_markdown(index=False, floatfmt=floatfmt)
     lines = [md, "", f"_{stamp_line(s)}_"] + [f"- {n}" for n in s["notes"]]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / f"{name}.meta.json").write_text(json.dumps(s, indent=2) + "\n", encoding="utf-8")
