@@ -133,8 +133,9 @@ def commit_staged(staging: Path, out_dir: str | Path) -> list[str]:
 
 
 def _counts_as_integers(df: pd.DataFrame) -> pd.DataFrame:
-    """A count column with gaps (rows that have no pool size, say) is float in pandas, and `floatfmt` would print
-    19200 as 1.92e+04: such columns are shown as whole numbers, the gaps left blank."""
+    """A float column holding only whole numbers is a count (pandas makes one float when some rows have no value,
+    a pool size beside the teacher's row, say), and `floatfmt` would print 19200 as 1.92e+04: such columns are
+    shown as whole numbers in the Markdown, the gaps left blank."""
     shown = df.copy()
     for col in shown.columns:
         values = shown[col]
