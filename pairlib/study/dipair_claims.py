@@ -4,31 +4,19 @@ method's or the budget's, so each row also gives the gap at every pool size and 
 moved it."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from pairlib.dipair.bench import learned_teacher
-from pairlib.study import report
+from pairlib.study import report, trend
 
 STUDENT = "DiPair-TSF"
 DE_COS = "DE-Cos"
 EVIDENCE = "45_dipair_pool_curve"
 
 
-def per_doubling(gaps: pd.Series) -> float:
-    """The least-squares slope of a gap against log2 of the pool size: what one doubling changed on average (NaN
-    with a single pool)."""
-    if len(gaps) < 2:
-        return float("nan")
-    return float(np.polyfit(np.log2(gaps.index.to_numpy(dtype=float)), gaps.to_numpy(dtype=float), 1)[0])
-
-
 def trend_text(gaps: pd.Series) -> str:
     """'at 4,800 / 9,600 pool pairs: -0.244 / -0.210, +0.034 per doubling'."""
-    text = (f"at {' / '.join(f'{n:,}' for n in gaps.index)} pool pairs: "
-            f"{' / '.join(f'{v:+.3f}' for v in gaps)}")
-    slope = per_doubling(gaps)
-    return text if slope != slope else f"{text}, {slope:+.3f} per doubling"
+    return trend.trend_text(gaps, "pool pairs")
 
 
 def accuracy_claims(curve: pd.DataFrame, teacher_auc: float, small_cross: str, where: str) -> list[report.Claim]:
