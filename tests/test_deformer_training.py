@@ -127,3 +127,40 @@ def test_evaluation_logits_are_kept_and_found_again_on_any_sample(tmp_path, monk
     monkeypatch.setattr(experiment, "predict", lambda *a, **k: pytest.fail("scored again"))
     assert exp.evaluate(model) == own and exp.evaluate(model, shared, exp.task.segments(shared)) == other
     assert len(list((tmp_path / "artifacts" / "deformer-squad-eval-logits").glob("*.pt"))) == 2
+
+
+def test_recorded_results_are_read_on_a_fresh_checkout_and_only_for_the_same_settings_and_sample(tmp_path,
+                                                                                                  monkeypatch):
+    """Notebook 25 runs longer than a machine may keep its disk: the committed ledger stands in for lost weights."""
+    import dataclasses
+    import shutil
+
+    from pairlib.core import ledger
+    from pairlib.core.artifacts import tensors_fingerprint
+    from pairlib.deformer import experiment
+    recipe = Recipe(task="squad", question_length=16, passage_length=48, doc_stride=24, train_examples=4,
+                    eval_examples=6, max_steps=1)
+    first = experiment.Experiment(recipe, "minilm-l6", tmp_path / "first", progress=False)
+    dev, segments = first.eval_set, first.eval_segments
+    original = first.recorded_metrics(0, experiment.TASK_LOSS_ONLY, dev, segments)
+    split = first.recorded_metrics(2, experiment.TASK_LOSS_ONLY, dev, segments)
+    assert original == first.evaluate(first.baseline()) and set(original) == {"exact_match", "f1"}
+
+    shutil.copytree(tmp_path / "first" / "ledger", tmp_path / "fresh" / "ledger")  # what git keeps: no artifacts
+    monkeypatch.setattr(experiment, "fine_tune", lambda *a, **k: pytest.fail("trained again"))
+    fresh = experiment.Experiment(recipe, "minilm-l6", tmp_path / "fresh", progress=False)
+    assert fresh.recorded_metrics(0, experiment.TASK_LOSS_ONLY, dev, segments) == original
+    assert fresh.recorded_metrics(2, experiment.TASK_LOSS_ONLY, dev, segments) == split
+    rows = {r["model"]: r for r in fresh.records}
+    assert rows["k2-task1-kd0-lrs0"]["initialised_from"] == rows["original"]["weights"]
+    assert all(r["hardware"] and r["steps"] == 1 for r in rows.values())
+
+    other_sample = first.task.segments(first.task.load("validation", 3, seed=1))
+    other_recipe = experiment.Experiment(dataclasses.replace(recipe, lr=1e-4), "minilm-l6", tmp_path / "fresh",
+                                         progress=False)
+    assert ledger.recorded_metrics(fresh.out_dir, fresh.artifact_dir("original"),
+                                   tensors_fingerprint(other_sample.tensors)) is None
+    with pytest.raises(pytest.fail.Exception, match="trained again"):
+        other_recipe.recorded_metrics(0, experiment.TASK_LOSS_ONLY, dev, segments)
+    with pytest.raises(ValueError, match="task loss only"):
+        fresh.recorded_metrics(0, experiment.PAPER_SQUAD_WEIGHTS, dev, segments)

@@ -15,10 +15,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pairlib.core import data, metrics
-from pairlib.core.artifacts import artifact_dir, kept_outputs, written_atomically
+from pairlib.core import data, ledger, metrics
+from pairlib.core.artifacts import (
+    artifact_dir,
+    kept_outputs,
+    tensors_fingerprint,
+    weights_fingerprint,
+    written_atomically,
+)
 from pairlib.core.backbone import backbone_identity, quiet_transformers
 from pairlib.core.losses import kd_loss, lrs_loss, weighted_sum
+from pairlib.core.measure import hardware_label
 from pairlib.core.teacher_cache import TeacherOutputs
 from pairlib.core.train import (
     RecipeBase,
@@ -321,8 +328,9 @@ class Experiment:
                                     batch_size=r.batch_size, warmup_ratio=r.warmup_ratio, seed=r.seed,
                                     max_steps=r.max_steps, save_every_steps=r.save_every_steps,
                                     precision=r.training_precision(), progress=self.progress)
-        self.records.append({"model": name, "folder": out.name,
-                             **run_record(result, weights, trained.config.split_layer, len(segments))})
+        if all(r["folder"] != out.name for r in self.records):  # a model read back again (or recorded): one row
+            self.records.append({"model": name, "folder": out.name,
+                                 **run_record(result, weights, trained.config.split_layer, len(segments))})
         return trained
 
     def baseline(self) -> DeFormerPreTrainedModel:
@@ -343,11 +351,43 @@ class Experiment:
         segments = self.train_segments
         if train_examples is not None and train_examples < len(self.train_set):
             segments = self.task.segments(self.train_set.select(range(train_examples)), train=True)
-        name = f"k{split_layer}-task{weights.task:g}-kd{weights.kd:g}-lrs{weights.lrs:g}"
+        name, settings = self._deformer_id(split_layer, weights, train_examples)
         teacher = (self._teacher_outputs(base, segments, train_examples, model, weights) if weights.needs_teacher
                    else None)
-        return self._fit(name, model, weights, teacher, epochs or self.recipe.deformer_epochs, segments,
-                         split_layer=split_layer, loss_weights=asdict(weights), subset=train_examples)
+        return self._fit(name, model, weights, teacher, epochs or self.recipe.deformer_epochs, segments, **settings)
+
+    @staticmethod
+    def _deformer_id(split_layer: int, weights: LossWeights, train_examples: int | None = None) -> tuple[str, dict]:
+        """A DeFormer's folder name and the settings that, beside the recipe's, name its folder."""
+        name = f"k{split_layer}-task{weights.task:g}-kd{weights.kd:g}-lrs{weights.lrs:g}"
+        return name, {"split_layer": split_layer, "loss_weights": asdict(weights), "subset": train_examples}
+
+    def recorded_metrics(self, split_layer: int, weights: LossWeights, ds, segments: Segments) -> dict[str, float]:
+        """The metrics on `ds` of the original model (`split_layer` 0) or of a DeFormer, read from the ledger
+        (`core.ledger`) when a run, on this machine or another, recorded them; else the model is trained (or read
+        back) and evaluated and the result recorded. For a study longer than a machine keeps its disk (notebook 25):
+        its training table (`records`) then shows each row's machine and date. A DeFormer's entry names the weights
+        of the original model it started from, so a reader can check they are the ones whose scores are shown."""
+        if split_layer == 0 and weights != TASK_LOSS_ONLY:
+            raise ValueError(f"the original model (split_layer 0) is trained with the task loss only, not {weights}")
+        if split_layer == 0:
+            model_dir = self.artifact_dir("original")
+        else:
+            name, settings = self._deformer_id(split_layer, weights)
+            model_dir = self.artifact_dir(name, **settings)
+        sample = tensors_fingerprint(segments.tensors)
+        found = ledger.recorded_metrics(self.out_dir, model_dir, sample)
+        if found is None:
+            model = self.baseline() if split_layer == 0 else self.deformer(split_layer, weights)
+            scores = self.evaluate(model, ds, segments)
+            trained = next(r for r in self.records if r["folder"] == model_dir.name)
+            start = {} if split_layer == 0 else {"initialised_from": weights_fingerprint(self.baseline())}
+            ledger.record(self.out_dir, model_dir, trained, sample, scores, hardware_label(),
+                          weights_fingerprint(model), **start)
+            found = ledger.recorded_metrics(self.out_dir, model_dir, sample)
+        training, scores = found
+        self.records = [r for r in self.records if r["folder"] != model_dir.name] + [dict(training)]
+        return dict(scores)
 
     def _teacher_outputs(self, teacher, segments: Segments, subset: int | None, student,
                          weights: LossWeights) -> TeacherOutputs | DeFormerPreTrainedModel:
