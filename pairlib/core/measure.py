@@ -270,8 +270,3 @@ class PeakResidentMemory:
         self._stop.set()
         self._thread.join()
         self.peak_bytes = max(self.peak_bytes, self._sample())
-
-    @property
-    def added_bytes(self) -> int:
-        """The peak above what was resident when the block began: what the block itself cost."""
-        return self.peak_bytes - self.start_bytes
