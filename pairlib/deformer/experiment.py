@@ -405,6 +405,11 @@ class Experiment:
             self._teacher_cache = key, teacher_outputs(self.task.kind, teacher, segments, upper, self.progress)
         return self._teacher_cache[1]
 
+    def release_teacher_outputs(self) -> None:
+        """Frees the kept teacher outputs (GBs for a SQuAD sample), for a study that trains at several budgets in
+        one process (notebook 25) and needs one budget's at a time."""
+        self._teacher_cache = None
+
     @property
     def original_dir(self) -> Path:
         return self.artifact_dir("original") / "best"
