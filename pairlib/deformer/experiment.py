@@ -368,9 +368,9 @@ class Experiment:
         back) and evaluated and the result recorded. For a study longer than a machine keeps its disk (notebook 25):
         its training table (`records`) then shows each row's machine and date. A DeFormer's entry names the weights
         of the original model it started from, so a reader can check they are the ones whose scores are shown."""
-        if split_layer == 0 and weights != TASK_LOSS_ONLY:
-            raise ValueError(f"the original model (split_layer 0) is trained with the task loss only, not {weights}")
         if split_layer == 0:
+            if weights != TASK_LOSS_ONLY:
+                raise ValueError(f"the original model (split_layer 0) trains with the task loss only, not {weights}")
             model_dir = self.artifact_dir("original")
         else:
             name, settings = self._deformer_id(split_layer, weights)
@@ -382,9 +382,8 @@ class Experiment:
             scores = self.evaluate(model, ds, segments)
             trained = next(r for r in self.records if r["folder"] == model_dir.name)
             start = {} if split_layer == 0 else {"initialised_from": weights_fingerprint(self.baseline())}
-            ledger.record(self.out_dir, model_dir, trained, sample, scores, hardware_label(),
-                          weights_fingerprint(model), **start)
-            found = ledger.recorded_metrics(self.out_dir, model_dir, sample)
+            found = ledger.record(self.out_dir, model_dir, trained, sample, scores, hardware_label(),
+                                  weights_fingerprint(model), **start), scores
         training, scores = found
         self.records = [r for r in self.records if r["folder"] != model_dir.name] + [dict(training)]
         return dict(scores)
