@@ -113,6 +113,27 @@ def test_labels_of_a_cluster_of_points_overlap_neither_each_other_nor_other_poin
     plt.close(fig)
 
 
+def test_point_labels_near_the_bottom_move_up_rather_than_out_of_the_axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    xs, ys = [2000, 16000, 16000, 16000], [21.0, 25.0, 1.34, 1.40]  # two points at one spot on the bottom edge
+    ax.scatter(xs, ys)
+    ax.set_xscale("log")
+    fig.tight_layout()
+    report.label_points(ax, xs[2:], ys[2:], ["k=1, task loss only", "k=2, task loss only"])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    first, second = (Text.get_window_extent(t, renderer) for t in ax.texts)
+    frame = ax.get_window_extent(renderer)
+    assert not first.overlaps(second)
+    assert all(frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in (first, second))
+    plt.close(fig)
+
+
 def test_plain_log_ticks_label_one_two_and_five_of_each_decade_only():
     import matplotlib
     matplotlib.use("Agg")

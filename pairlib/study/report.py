@@ -189,9 +189,10 @@ def label_points(ax, xs: Iterable[float], ys: Iterable[float], labels: Iterable[
                  marker_points: float = 9) -> None:
     """Each point's label beside it, readable however the points cluster: a label goes right of its point, or left
     where that fits better or the right would run past the axes, and moves down (with a line back to its point)
-    until it covers neither a label already placed nor another point's marker (`marker_points` wide). Placement is
-    computed in screen space, so call it after the axes' limits, scales and the figure's layout are set: a later
-    `tight_layout` moves the points and not the labels' offsets, and clusters overlap again."""
+    until it covers neither a label already placed nor another point's marker (`marker_points` wide), or up where
+    down would leave the axes. Placement is computed in screen space, so call it after the axes' limits, scales and
+    the figure's layout are set: a later `tight_layout` moves the points and not the labels' offsets, and clusters
+    overlap again."""
     from matplotlib.transforms import Bbox
 
     fig = ax.figure
@@ -212,12 +213,14 @@ def label_points(ax, xs: Iterable[float], ys: Iterable[float], labels: Iterable[
             box = text.get_window_extent(renderer)
             text.remove()
             inside = frame.x0 <= box.x0 and box.x1 <= frame.x1
-            drop = 0.0
-            while any(box.translated(0, -drop).overlaps(b) for b in obstacles) and drop < frame.height:
-                drop += 2
-            key = (not inside, drop)
-            if best is None or key < best[0]:
-                best = (key, dx, ha, drop, box)
+            for step in (2, -2):  # down first; up where down would leave the axes (points near the bottom)
+                drop = 0.0
+                while any(box.translated(0, -drop).overlaps(b) for b in obstacles) and abs(drop) < frame.height:
+                    drop += step
+                moved = box.translated(0, -drop)
+                key = (not inside, not (frame.y0 <= moved.y0 and moved.y1 <= frame.y1), step < 0, abs(drop))
+                if best is None or key < best[0]:
+                    best = (key, dx, ha, drop, box)
         _, dx, ha, drop, box = best
         arrow = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkB": 2} if drop else None
         ax.annotate(label, (x, y), xytext=(dx, 3 - drop * to_points), textcoords="offset points", fontsize=fontsize,
