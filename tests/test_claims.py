@@ -109,7 +109,13 @@ def test_dipair_against_a_small_cross_encoder_that_did_not_learn_the_teacher_is_
 
 
 def _budget_table(f1: dict[int, dict[str, float]]) -> pd.DataFrame:
-    table = pd.DataFrame([{"train_questions": n, "model": m, "f1": v} for n, row in f1.items() for m, v in row.items()])
+    from pairlib.study import deformer_budget as db
+
+    kd_lrs = {db.KD_LRS: (1.1, 0.5), db.KD_ONLY: (1.1, 0.0)}  # (w_kd, w_lrs); the others: task loss only
+    splits = {"original": 0, "DeFormer k=1 (task loss only)": 1}  # the others: the paper's split, 4 of 6
+    table = pd.DataFrame([{"train_questions": n, "model": m, "k": splits.get(m, 4),
+                           **dict(zip(("w_kd", "w_lrs"), kd_lrs.get(m, (0.0, 0.0)))), "f1": v}
+                          for n, row in f1.items() for m, v in row.items()])
     original = table[table.model == "original"].set_index("train_questions").f1
     return table.assign(f1_drop=table.train_questions.map(original) - table.f1)
 

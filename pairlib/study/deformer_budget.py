@@ -4,8 +4,6 @@ a drop measured at one small budget cannot say whether it is the method's or the
 the drop at every budget measured and how much one doubling of the training questions moved it."""
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from pairlib.study import report, trend
@@ -16,14 +14,8 @@ KD_LRS, KD_ONLY, TASK_ONLY = "DeFormer (KD + LRS)", "DeFormer (KD only)", "DeFor
 PAPER_ORIGINAL_F1 = 88.5  # Tables 1 and 5, BERT-base
 PAPER_F1 = {KD_LRS: 87.1, KD_ONLY: 86.2, TASK_ONLY: 85.8}
 PAPER_TRAIN_QUESTIONS = 87_599  # SQuAD v1.1's whole train set, which the paper trains on (3 epochs)
-SPLIT_VARIANT = re.compile(r"DeFormer k=(\d+) \(task loss only\)")  # Figure 4's low end, as split_variant names it
 ABLATION_IDS = {TASK_ONLY: "deformer.ablation.no_aux", KD_ONLY: "deformer.ablation.kd_only",
                 KD_LRS: "deformer.ablation.kd_lrs"}
-
-
-def split_variant(split: int) -> str:
-    """The name of a DeFormer split at `split` layers trained with the task loss only (the low end of Figure 4)."""
-    return f"DeFormer k={split} (task loss only)"
 
 
 def paper_drop(model: str) -> float:
@@ -31,8 +23,9 @@ def paper_drop(model: str) -> float:
 
 
 def budget_claims(budget: pd.DataFrame, where: str) -> list[report.Claim]:
-    """`budget` holds one row per (train_questions, model) with f1 and f1_drop (against the original model trained
-    on the same questions). Every claim is judged at the largest budget, which must hold all three DeFormers."""
+    """`budget` holds one row per (train_questions, model) with k, the loss weights w_kd and w_lrs, f1 and f1_drop
+    (against the original model trained on the same questions). Every claim is judged at the largest budget, which
+    must hold all three DeFormers."""
     f1 = budget.pivot(index="train_questions", columns="model", values="f1").sort_index()
     drop = budget.pivot(index="train_questions", columns="model", values="f1_drop").sort_index()
     n = f1.index[-1]
@@ -51,10 +44,11 @@ def budget_claims(budget: pd.DataFrame, where: str) -> list[report.Claim]:
         return report.verdict(-drop.loc[n, model], -paper_drop(model), tolerance=1.0, partly_tolerance=3.0)
 
     # the row judges the paper's split share; fewer split layers, where measured, show how much of the drop it causes
-    fewer = sorted((int(m.group(1)), drop.loc[n, name]) for name in drop.columns
-                   if (m := SPLIT_VARIANT.fullmatch(name)) and drop.loc[n, name] == drop.loc[n, name])
+    at_n = budget[budget.train_questions == n]
+    main_k = at_n.loc[at_n.model == KD_LRS, "k"].iloc[0]
+    fewer = at_n[at_n.k.between(1, main_k - 1) & (at_n.w_kd == 0) & (at_n.w_lrs == 0)].sort_values("k")
     at_fewer = (f"; with fewer split layers (task loss only) at {at}: "
-                f"{', '.join(f'k={s} {d:.1f}' for s, d in fewer)}") if fewer else ""
+                f"{', '.join(f'k={r.k} {r.f1_drop:.1f}' for r in fewer.itertuples())}") if len(fewer) else ""
     claims = [report.Claim(
         "deformer.squad.f1_drop", "DeFormer", "F1 lost by DeFormer (KD+LRS) against the original model",
         f"{paper_drop(KD_LRS)} ({PAPER_ORIGINAL_F1} -> {PAPER_F1[KD_LRS]})",
