@@ -109,7 +109,7 @@ def test_dipair_against_a_small_cross_encoder_that_did_not_learn_the_teacher_is_
 
 
 def _budget_table(f1: dict[int, dict[str, float]]) -> pd.DataFrame:
-    from pairlib.study import deformer_budget as db
+    from pairlib.study import deformer_claims as db
 
     kd_lrs = {db.KD_LRS: (1.1, 0.5), db.KD_ONLY: (1.1, 0.0)}  # (w_kd, w_lrs); the others: task loss only
     splits = {"original": 0, "DeFormer k=1 (task loss only)": 1}  # the others: the paper's split, 4 of 6
@@ -121,7 +121,7 @@ def _budget_table(f1: dict[int, dict[str, float]]) -> pd.DataFrame:
 
 
 def test_deformer_squad_claims_are_judged_at_the_largest_budget_with_the_drop_at_every_size():
-    from pairlib.study import deformer_budget as db
+    from pairlib.study import deformer_claims as db
 
     table = _budget_table({
         2000: {"original": 50.0, db.KD_LRS: 30.0, db.TASK_ONLY: 29.0, db.KD_ONLY: 29.5},
@@ -147,7 +147,7 @@ def test_deformer_squad_claims_are_judged_at_the_largest_budget_with_the_drop_at
 
 
 def test_deformer_squad_claims_refuse_a_largest_budget_without_every_variant():
-    from pairlib.study import deformer_budget as db
+    from pairlib.study import deformer_claims as db
 
     table = _budget_table({2000: {"original": 50.0, db.KD_LRS: 30.0, db.TASK_ONLY: 29.0, db.KD_ONLY: 29.5},
                            8000: {"original": 70.0, db.KD_LRS: 60.0}})
@@ -159,3 +159,74 @@ def test_deformer_squad_claims_refuse_a_largest_budget_without_every_variant():
     assert rows["deformer.ablation.kd_only"].verdict == "partly"  # 4.0 against 2.3
     assert "per doubling" not in rows["deformer.squad.f1_drop"].ours  # one budget: no slope
     assert "fewer split layers" not in rows["deformer.squad.f1_drop"].ours  # none trained
+
+
+# ---- notebooks call, they do not judge (pairlib/study/papers.py, verdicts.py, the per-paper claims modules) ----
+NOTEBOOK_FILES = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+VERDICT_WORDS = {"reproduced", "partly", "not reproduced"}
+
+
+def _code_cells(path):
+    """(index, source) of a notebook's code cells but its parameters cell, whose values are settings."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    return [(i, c.source) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+
+
+def _numbers(source: str) -> list[tuple[str, float]]:
+    """Numeric literals of the code, and numbers written inside its strings (a published number in a label or a
+    table note counts too)."""
+    import ast
+    import re
+
+    tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            found.append((repr(node.value), float(node.value)))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found += [(m, float(m.replace(",", ""))) for m in re.findall(r"\d[\d,]*\.\d+|\d{3}[\d,]*", node.value)]
+    return found
+
+
+def _distinctive(text: str, value: float) -> bool:
+    """Published values specific enough that finding one in a notebook means it was copied there: three or more
+    significant digits (88.5, 94.64, 0.932, 355). Two-digit ones (3.2, 1.4) collide with figure sizes and settings;
+    they are caught by the claims modules' own tests instead."""
+    digits = text.lstrip("0.").replace(".", "").replace(",", "").rstrip("0") if "." in text else text.rstrip("0")
+    return len(digits.lstrip("0")) >= 3 or value >= 100
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.name)
+def test_no_notebook_cell_holds_a_published_number(path):
+    from pairlib.study import papers
+
+    published = {round(x, 4) for x in papers.published_numbers()}
+    for i, source in _code_cells(path):
+        copied = [t for t, x in _numbers(source) if round(x, 4) in published and _distinctive(t, x)]
+        assert not copied, (f"{path.name}, cell {i}: {copied} are the papers' numbers; read them from "
+                            "pairlib/study/papers.py")
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.name)
+def test_no_notebook_cell_judges_a_claim(path):
+    import ast
+
+    for i, source in _code_cells(path):
+        tree = ast.parse(source)
+        words = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in VERDICT_WORDS]
+        calls = [ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 and ast.unparse(n.func).split(".")[-1] in {"Claim", "within", "verdict"}]
+        judged = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and "verdict" in n.id.lower()
+                  and n.id not in {"VERDICTS", "verdicts"}]
+        assert not (words or calls or judged), (
+            f"{path.name}, cell {i} judges claims in the notebook ({words or calls or judged}); a claims module of "
+            "pairlib/study turns the notebook's tables into claim rows")
+
+
+def test_the_scan_finds_what_it_is_for():
+    assert ("88.5", 88.5) in _numbers('label = f"paper {88.5}"')
+    assert ("70.3", 70.3) in _numbers('note = "the paper saves 70.3%"')
+    assert _distinctive("94.64", 94.64) and _distinctive("355", 355) and not _distinctive("3.2", 3.2)

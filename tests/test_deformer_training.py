@@ -10,7 +10,6 @@ from pairlib.deformer.bench import (
     UNCACHED,
     benchmark,
     max_cached_difference,
-    speedup_verdict,
 )
 from pairlib.deformer.experiment import (
     PAPER_SQUAD_WEIGHTS,
@@ -90,12 +89,6 @@ def test_benchmark_reports_every_way_and_cached_equals_uncached(squad_batch, tea
     assert teacher.config._attn_implementation == "sdpa"  # restored after counting FLOPs with eager attention
     with pytest.raises(ValueError, match="at least 3 rows"):
         benchmark(teacher, student, seg.head(2), cache, batch_sizes=(3,))
-
-
-def test_speedup_verdict():
-    assert speedup_verdict(3.0, 3.2, 3.5) == "reproduced"
-    assert speedup_verdict(1.9, 3.2, 2.2) == "partly"
-    assert speedup_verdict(1.2, 3.2, 2.2) == "not reproduced"
 
 
 

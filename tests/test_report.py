@@ -57,15 +57,6 @@ def test_output_dir_honours_the_test_override(monkeypatch, tmp_path):
     assert report.output_dir("cpu", tmp_path / "x") == tmp_path / "x"
 
 
-def test_verdict_tolerances():
-    assert report.verdict(87.0, 88.0, tolerance=1.0, partly_tolerance=3.0) == "reproduced"
-    assert report.verdict(86.0, 88.0, tolerance=1.0, partly_tolerance=3.0) == "partly"
-    assert report.verdict(80.0, 88.0, tolerance=1.0, partly_tolerance=3.0) == "not reproduced"
-    assert report.verdict(90.0, 88.0, tolerance=0.0, partly_tolerance=0.0) == "reproduced"
-    assert report.verdict(2.0, 1.0, 0.5, 2.0, higher_is_better=False) == "partly"
-    assert report.verdict(float("nan"), 1.0, 0.5, 2.0) == "not run"
-
-
 @pytest.mark.parametrize("tight", [True, False])  # without tight_layout the x label reaches below the figure
 def test_a_figures_stamp_lies_below_every_axis_label(tmp_path, tight):
     import matplotlib

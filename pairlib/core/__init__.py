@@ -1,2 +1,1 @@
-"""What every method shares: the task registry, the backbone, the one training loop, losses, metrics, how speed,
-FLOPs and memory are measured, and where trained models are kept. Nothing here knows about a paper or the study."""
+"""What every method shares: tasks, backbones, the training loop, losses, metrics, measurement; knows no paper."""

@@ -150,13 +150,3 @@ def cost_tables(experiment, original: DeFormerPreTrainedModel, deformer: DeForme
     latency.insert(0, "hardware", hw)
     cost.insert(0, "hardware", hw)
     return {"cache": cache_table, "latency": latency, "cost": cost}
-
-
-def speedup_verdict(ours: float, paper: float, flops_ratio: float) -> str:
-    """The paper's speedups come from 9 of 12 layers split; ours from k of our backbone's layers, whose FLOPs ratio
-    bounds what any implementation can reach. 'reproduced' at >= 90% of the paper's speedup; 'partly' when below it
-    but realising >= 80% of our own FLOPs bound (the mechanism holds, the scaled setting caps it); else 'not
-    reproduced'."""
-    if ours >= 0.9 * paper:
-        return "reproduced"
-    return "partly" if ours >= 0.8 * flops_ratio else "not reproduced"

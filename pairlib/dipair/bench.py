@@ -88,12 +88,6 @@ def quality_and_speed(models: dict[str, torch.nn.Module], evaluate: Callable[[to
 CHANCE = "chance (random order)"
 
 
-def learned_teacher(auc_roc: float, teacher_auc_roc: float) -> bool:
-    """Whether a student learned the teacher: its AUC-ROC is closer to the teacher's than to chance (0.5). A
-    difference between two students that did not says nothing about their methods, only that both failed."""
-    return auc_roc > (0.5 + teacher_auc_roc) / 2
-
-
 @torch.inference_mode()
 def unit_costs(dipair: DiPairModel, teacher: CrossEncoder, tensors: dict[str, torch.Tensor], batch: int = 64,
                repeats: int = 5) -> dict[str, float]:

@@ -24,9 +24,9 @@ import pandas as pd
 from pairlib.core.artifacts import REPO_ROOT, shown, typed_path
 from pairlib.core.measure import hardware, hardware_label
 from pairlib.study import claims as claim_registry
+from pairlib.study.verdicts import VERDICTS
 
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "pandas", "scikit-learn", "papermill")
-VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
 CLAIM_COLUMNS = ("claim_id", "paper", "description", "paper_value", "ours", "unit", "verdict", "evidence")
 
 
@@ -263,6 +263,13 @@ def write_claims(claims: Iterable[Claim], out_dir: str | Path) -> Path:
     return _merge_claim_rows([{k: str(v) for k, v in asdict(c).items()} for c in claims], out_dir)
 
 
+def record_claims(claims: Iterable[Claim], out_dir: str | Path) -> None:
+    """What a notebook's last cell calls: write its claims (`write_claims`) and show them whole."""
+    claims = list(claims)
+    write_claims(claims, out_dir)
+    show_claims(claims)
+
+
 def add_placeholder_claims(out_dir: str | Path, profile: str) -> list[str]:
     """A `not run` row for every listed claim that `<out_dir>/claims.csv` lacks; their ids."""
     rows = claim_registry.placeholder_rows(read_claims(out_dir), profile)
@@ -306,18 +313,6 @@ def read_claims(out_dir: str | Path) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=list(CLAIM_COLUMNS))
     return pd.DataFrame([rows[c] for c in sorted(rows)], columns=list(CLAIM_COLUMNS)).astype(str)
-
-
-def verdict(ours: float, paper: float, tolerance: float, partly_tolerance: float,
-            higher_is_better: bool = True) -> str:
-    """'reproduced' when ours is at most `tolerance` worse than the paper's (better always counts), 'partly' when at
-    most `partly_tolerance` worse, else 'not reproduced'; NaN (not measured) gives 'not run'."""
-    if ours != ours or paper != paper:
-        return "not run"
-    shortfall = (paper - ours) if higher_is_better else (ours - paper)
-    if shortfall <= tolerance:
-        return "reproduced"
-    return "partly" if shortfall <= partly_tolerance else "not reproduced"
 
 
 CLAIMS_MARK, CLAIMS_END = "<!-- claims:start", "<!-- claims:end -->"

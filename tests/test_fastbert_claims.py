@@ -1,9 +1,9 @@
-"""FastBERT's Table 2 rows (notebooks 35 and 36): what each verdict judges, and that no dataset loses its row."""
+"""FastBERT's claims: Table 2 rows (notebooks 35 and 36): what each verdict judges, and that no dataset loses its row."""
 import pandas as pd
 
 from pairlib.study.claims import CHINESE_TASKS, NOTEBOOK_CLAIMS
-from pairlib.study.fastbert_table import (ENGLISH_TASKS, PAPER_FLOPS_LIMIT, PAPER_TABLE2, SPEEDS, left_out_claims,
-                                          table2_claims)
+from pairlib.study import papers
+from pairlib.study.fastbert_claims import ENGLISH_TASKS, PAPER_LIMIT, SPEEDS, left_out_claims, table2_claims
 
 
 def _sweep(backbone: float, accuracy: dict[float, float], speedup: dict[float, float]) -> pd.DataFrame:
@@ -15,9 +15,10 @@ def _sweep(backbone: float, accuracy: dict[float, float], speedup: dict[float, f
 
 def _paper_like(task: str, limit: float) -> pd.DataFrame:
     """Our sweep losing what the paper loses and reaching the same share of our own FLOPs limit."""
-    _, bert, by_speed = PAPER_TABLE2[task]
+    row = papers.FASTBERT_TABLE2[task]
+    bert, by_speed = row.bert, row.by_speed
     return _sweep(0.80, {s: 0.80 - (bert - by_speed[s][0]) / 100 for s in SPEEDS},
-                  {s: by_speed[s][1] / PAPER_FLOPS_LIMIT * limit for s in SPEEDS})
+                  {s: by_speed[s][1] / PAPER_LIMIT * limit for s in SPEEDS})
 
 
 def test_a_run_that_loses_what_the_paper_loses_at_the_same_share_of_its_limit_reproduces():
