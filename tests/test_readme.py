@@ -3,14 +3,14 @@ import pandas as pd
 import pytest
 
 from pairlib.core.artifacts import REPO_ROOT
-from pairlib.study import report
+from pairlib.study import pages, report
 
 
-@pytest.mark.parametrize("page", sorted(report.CLAIM_PAGES))
+@pytest.mark.parametrize("page", sorted(pages.CLAIM_PAGES))
 def test_claims_blocks_match_outputs_cpu_claims(page):
-    paper, prefix = report.CLAIM_PAGES[page]
+    paper, prefix = pages.CLAIM_PAGES[page]
     text = (REPO_ROOT / page).read_text(encoding="utf-8")
-    expected = report.readme_block(REPO_ROOT / "outputs" / "cpu", paper, prefix)
+    expected = pages.readme_block(REPO_ROOT / "outputs" / "cpu", paper, prefix)
     assert expected in text, f"{page}'s claims table is stale: run `.venv/bin/pairlib readme` and commit"
 
 
@@ -18,54 +18,56 @@ def test_update_readme_replaces_only_the_block(tmp_path):
     (tmp_path / "out").mkdir()
     report.write_claims([report.Claim("a.b", "P", "d", "1", "2", "x", "partly", "20_x")], tmp_path / "out")
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.claims_start('cpu')}\nold\n{report.CLAIMS_END}\noutro\n")
-    assert report.update_readme(readme, tmp_path / "out")
+    readme.write_text(f"intro\n{pages.claims_start('cpu')}\nold\n{pages.CLAIMS_END}\noutro\n")
+    assert pages.update_readme(readme, tmp_path / "out")
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "`a.b`" in text and "old" not in text
-    assert not report.update_readme(readme, tmp_path / "out")
+    assert not pages.update_readme(readme, tmp_path / "out")
 
 
 def test_paper_pages_show_only_their_paper(tmp_path):
     (tmp_path / "cpu").mkdir()
     report.write_claims([report.Claim("x.one", "DeFormer", "d", "1", "2", "x", "partly", "2_x"),
                          report.Claim("y.two", "FastBERT", "d", "1", "2", "x", "partly", "3_y")], tmp_path / "cpu")
-    block = report.readme_block(tmp_path / "cpu", "DeFormer", "../")
+    block = pages.readme_block(tmp_path / "cpu", "DeFormer", "../")
     assert "`x.one`" in block and "`y.two`" not in block and "](../outputs/cpu/2_x.ipynb)" in block
 
 
-def test_the_readme_frontier_matches_outputs_cpu():
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    expected = report.frontier_block(REPO_ROOT / "outputs" / "cpu")
-    assert expected in text, "README.md's frontier is stale: run `.venv/bin/pairlib readme` and commit"
+def test_the_frontier_page_matches_outputs_cpu():
+    text = (REPO_ROOT / pages.FRONTIER_PAGE).read_text(encoding="utf-8")
+    expected = pages.frontier_block(REPO_ROOT / "outputs" / "cpu")
+    assert expected in text, f"{pages.FRONTIER_PAGE}'s frontier is stale: run `.venv/bin/pairlib readme` and commit"
 
 
 def test_the_frontier_block_shows_each_model_and_the_hardware(tmp_path):
     out = tmp_path / "cpu"
-    assert "has not run" in report.frontier_block(out)
+    assert "has not run" in pages.frontier_block(out)
     summary = pd.DataFrame({"model": ["teacher", "DE-Cos"], "method": ["cross-encoder", "dual encoder"],
                             "auc_roc": [0.96, 0.93], "gflops_per_pair": [2.0, 0.01], "ms_per_pair_batch1": [10.0, 1.0],
                             "ms_per_pair_batch64": [5.0, 0.1], "frontier_batch1": [True, True],
                             "frontier_batch64": [True, False], "flops_ratio_vs_teacher": [1.0, 200.0],
                             "speedup_batch1_vs_teacher": [1.0, 10.0], "speedup_batch64_vs_teacher": [1.0, 50.0]})
     report.save_table(summary, "frontier_summary", out, "cpu")
-    block = report.frontier_block(out)
-    assert "| DE-Cos | 0.930 | 0.01 | 1 | 0.1 | 10.0x / 50.0x | yes /  |" in block
-    assert "batch 64" in block and report.hardware_label() in block and "outputs/cpu/figures/frontier.png" in block
+    block = pages.frontier_block(out)
+    assert "| DE-Cos | 0.930 | 0.01 | 1 | 0.1 | 10.0x / 50.0x | batch 1 |" in block
+    assert "| teacher | 0.960 | 2 | 10 | 5 | 1.0x / 1.0x | batch 1 and batch 64 |" in block
+    assert "batch 64" in block and report.hardware_label() in block
+    assert "](../outputs/cpu/figures/frontier.png)" in block
 
 
 def _pages(root):
     """A copy of the pages `pairlib readme` writes, under `root`."""
-    for page in report.CLAIM_PAGES:
+    for page in (*pages.CLAIM_PAGES, pages.FRONTIER_PAGE):
         (root / page).parent.mkdir(parents=True, exist_ok=True)
         (root / page).write_text((REPO_ROOT / page).read_text(encoding="utf-8"), encoding="utf-8")
-    return {page: (root / page).read_text(encoding="utf-8") for page in report.CLAIM_PAGES}
+    return {page: (root / page).read_text(encoding="utf-8") for page in (*pages.CLAIM_PAGES, pages.FRONTIER_PAGE)}
 
 
 def test_readme_refuses_a_profile_without_outputs_and_changes_no_page(tmp_path):
     before = _pages(tmp_path)
     with pytest.raises(ValueError, match="holds no claims.csv"):
-        report.update_claim_pages(tmp_path / "outputs" / "cpuu", root=tmp_path)
-    assert before == {page: (tmp_path / page).read_text(encoding="utf-8") for page in report.CLAIM_PAGES}
+        pages.update_claim_pages(tmp_path / "outputs" / "cpuu", root=tmp_path)
+    assert before == {page: (tmp_path / page).read_text(encoding="utf-8") for page in before}
 
 
 def test_blocks_name_the_profile_they_come_from(tmp_path):
@@ -73,7 +75,8 @@ def test_blocks_name_the_profile_they_come_from(tmp_path):
     out = tmp_path / "outputs" / "smoke"
     out.mkdir(parents=True)
     report.write_claims([report.Claim("x.one", "DeFormer", "d", "1", "2", "x", "partly", "20_x")], out)
-    report.update_claim_pages(out, root=tmp_path)
+    pages.update_claim_pages(out, root=tmp_path)
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
-    assert report.claims_start("smoke") in readme and report.claims_start("cpu") not in readme
-    assert "](outputs/smoke/20_x.ipynb)" in readme and "from outputs/smoke/tables/frontier_summary.csv" in readme
+    assert pages.claims_start("smoke") in readme and pages.claims_start("cpu") not in readme
+    assert "](outputs/smoke/20_x.ipynb)" in readme
+    assert "from outputs/smoke/tables/frontier_summary.csv" in (tmp_path / pages.FRONTIER_PAGE).read_text()

@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from pairlib.study import report
+from pairlib.study import plots, report
 
 
 def test_save_table_writes_csv_markdown_and_stamp(tmp_path):
@@ -89,7 +89,7 @@ def test_labels_of_a_cluster_of_points_overlap_neither_each_other_nor_other_poin
     ax.scatter(xs, ys)
     ax.set_xscale("log")
     fig.tight_layout()
-    report.label_points(ax, xs, ys, names)
+    plots.label_points(ax, xs, ys, names)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     boxes = {t.get_text(): Text.get_window_extent(t, renderer) for t in ax.texts}  # the words, not the lines back
@@ -115,7 +115,7 @@ def test_point_labels_near_the_bottom_move_up_rather_than_out_of_the_axes():
     ax.scatter(xs, ys)
     ax.set_xscale("log")
     fig.tight_layout()
-    report.label_points(ax, xs[2:], ys[2:], ["k=1, task loss only", "k=2, task loss only"])
+    plots.label_points(ax, xs[2:], ys[2:], ["k=1, task loss only", "k=2, task loss only"])
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     first, second = (Text.get_window_extent(t, renderer) for t in ax.texts)
@@ -133,7 +133,7 @@ def test_plain_log_ticks_label_one_two_and_five_of_each_decade_only():
     fig, ax = plt.subplots()
     ax.scatter([15, 25, 60, 180], [1, 2, 3, 4])
     ax.set_xscale("log")
-    report.plain_log_ticks(ax.xaxis)
+    plots.plain_log_ticks(ax.xaxis)
     fig.canvas.draw()
     shown = [t.get_text() for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True) if t.get_text()]
     assert set(shown) <= {"10", "20", "50", "100", "200", "500", "1,000"} and {"20", "50", "200"} <= set(shown)

@@ -396,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "list":
             list_cmd()
         elif args.cmd == "readme":
-            from pairlib.study.report import update_claim_pages
+            from pairlib.study.pages import update_claim_pages
             try:
                 changed = update_claim_pages(REPO_ROOT / "outputs" / args.profile)
             except ValueError as e:

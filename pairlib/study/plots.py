@@ -1,0 +1,63 @@
+"""Helpers that keep the study's figures readable: plain labels on log axes, point labels that do not overlap."""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+
+def plain_log_ticks(axis, leads: tuple[int, ...] = (1, 2, 5)) -> None:
+    """Label a log axis (`ax.xaxis` or `ax.yaxis`) in plain numbers at `leads` times each power of ten. Over less
+    than a decade or two matplotlib labels every minor tick as 2x10^1, 3x10^1, ..., which run into each other."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(value: float, _pos) -> str:
+        if value <= 0:
+            return ""
+        lead = value / 10 ** math.floor(math.log10(value) + 1e-9)
+        return f"{value:,.6g}" if any(math.isclose(lead, k, rel_tol=1e-6) for k in leads) else ""
+
+    axis.set_major_formatter(FuncFormatter(label))
+    axis.set_minor_formatter(FuncFormatter(label))
+
+
+def label_points(ax, xs: Iterable[float], ys: Iterable[float], labels: Iterable[str], fontsize: float = 6,
+                 marker_points: float = 9) -> None:
+    """Each point's label beside it, readable however the points cluster: a label goes right of its point, or left
+    where that fits better or the right would run past the axes, and moves down (with a line back to its point)
+    until it covers neither a label already placed nor another point's marker (`marker_points` wide), or up where
+    down would leave the axes. Placement is computed in screen space, so call it after the axes' limits, scales and
+    the figure's layout are set: a later `tight_layout` moves the points and not the labels' offsets, and clusters
+    overlap again."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    fig.canvas.draw()  # settles the axes' limits, which positions on screen depend on
+    renderer = fig.canvas.get_renderer()
+    to_points = 72 / fig.dpi
+    frame = ax.get_window_extent(renderer)
+    points = sorted(zip(xs, ys, labels), key=lambda t: (-t[1], t[0]))  # top first, then left
+    half = marker_points / to_points / 2
+    screen = [ax.transData.transform((x, y)) for x, y, _ in points]
+    markers = [Bbox.from_extents(px - half, py - half, px + half, py + half) for px, py in screen]
+    placed: list = []
+    for i, (x, y, label) in enumerate(points):
+        obstacles = placed + markers[:i] + markers[i + 1:]
+        best = None
+        for dx, ha in ((4, "left"), (-4, "right")):  # right of the point first
+            text = ax.annotate(label, (x, y), xytext=(dx, 3), textcoords="offset points", fontsize=fontsize, ha=ha)
+            box = text.get_window_extent(renderer)
+            text.remove()
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1
+            for step in (2, -2):  # down first; up where down would leave the axes (points near the bottom)
+                drop = 0.0
+                while any(box.translated(0, -drop).overlaps(b) for b in obstacles) and abs(drop) < frame.height:
+                    drop += step
+                moved = box.translated(0, -drop)
+                key = (not inside, not (frame.y0 <= moved.y0 and moved.y1 <= frame.y1), step < 0, abs(drop))
+                if best is None or key < best[0]:
+                    best = (key, dx, ha, drop, box)
+        _, dx, ha, drop, box = best
+        arrow = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkB": 2} if drop else None
+        ax.annotate(label, (x, y), xytext=(dx, 3 - drop * to_points), textcoords="offset points", fontsize=fontsize,
+                    ha=ha, arrowprops=arrow)
+        placed.append(box.translated(0, -drop))
