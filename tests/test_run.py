@@ -275,3 +275,53 @@ def test_an_executed_notebook_keeps_its_streams_as_a_reader_sees_them():
         ("display_data", None, None),
         ("stream", "stdout", "after\n"),
     ]
+
+
+def test_every_settings_parameter_a_notebook_declares_is_checked():
+    """A dict parameter without an entry in profile_checks would take any key a profile gives it."""
+    from pairlib.study import profile_checks
+
+    declared = {k for nb in run.notebooks() for k, v in run._declared(nb).items() if isinstance(v, dict)}
+    assert declared <= set(profile_checks.PARAMETERS), sorted(declared - set(profile_checks.PARAMETERS))
+
+
+def _mutated(value):
+    """One key of a setting broken: a nested key misspelt, or a value of another kind."""
+    if isinstance(value, dict):
+        if not value:
+            return {"typo": 1}
+        first = next(iter(value))
+        return {f"{first}_typo" if k == first else k: v for k, v in value.items()}
+    return {"typo": 1} if not isinstance(value, dict) and value is not None else "four"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "full"])
+def test_each_notebook_sections_keys_are_checked_naming_file_and_key(profile, tmp_path, monkeypatch):
+    spec = yaml.safe_load((ROOT / "params" / f"{profile}.yaml").read_text())
+    monkeypatch.setattr(run, "PARAMS_DIR", tmp_path)
+    sections = [("defaults", None, key) for key in spec.get("defaults") or {}]
+    sections += [("notebooks", nb, next(iter(own))) for nb, own in (spec.get("notebooks") or {}).items() if own]
+    assert len(sections) >= 2
+    for section, nb, key in sections:
+        broken = yaml.safe_load((ROOT / "params" / f"{profile}.yaml").read_text())
+        where = broken[section] if nb is None else broken[section][nb]
+        where[key] = _mutated(where[key])
+        (tmp_path / f"{profile}.yaml").write_text(yaml.safe_dump(broken))
+        name = f"{section}.{key}" if nb is None else f"notebooks.{nb}.{key}"
+        with pytest.raises(run.RunError) as err:
+            run.load_profile(profile)
+        assert f"params/{profile}.yaml" in str(err.value) and name in str(err.value), (name, str(err.value))
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("deformer_pairs", {"mnli": {"question_length": 8, "passage_length": 8, "lr": ".1"}}, "mnli: Recipe.lr"),
+    ("dipair_head", {"head_dims": 64}, r"unknown DiPair head setting\(s\) \['head_dims'\]"),
+    ("sweep", {"head_layers": 2}, "must list the values"),
+    ("zh_pretrain", {"layer": 2}, r"unknown recipe setting\(s\) \['layer'\]"),
+    ("frontier_deformer", {"loss_weights": {"kd": -1.0}}, "loss_weights: loss weights must be >= 0"),
+    ("split_layer", "four", "must be int or null"),
+    ("fastbert_ag_news", {"task": "ag_news", "lr": float("inf")}, "must be a finite number"),
+])
+def test_settings_parameters_are_checked_against_what_they_feed(key, value, message):
+    with pytest.raises(run.RunError, match=message):
+        run._check_value(f"params/x.yaml: defaults.{key}", key, value, None)

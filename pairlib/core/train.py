@@ -129,6 +129,8 @@ class RecipeBase:
                 hint = "; YAML reads 5e-5 as a string, write 5.0e-5" if float in allowed and _numeric(value) else ""
                 raise ValueError(f"{name}.{f.name} must be {' or '.join(t.__name__ for t in allowed)}, got "
                                  f"{value!r} ({type(value).__name__}){hint}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name}.{f.name} must be a finite number, got {value!r}")
             if isinstance(value, bool) or value is None or f.name in self.UNBOUNDED:
                 continue
             if isinstance(value, int) and value < 1:
@@ -147,7 +149,7 @@ class RecipeBase:
     def from_dict(cls, settings: dict):
         if not isinstance(settings, dict):
             raise ValueError(f"{cls.__name__} settings must be a mapping of setting -> value, got {settings!r}")
-        known = set(cls.__dataclass_fields__)
+        known = {f.name for f in dataclasses.fields(cls)}  # the settings, not the class constants
         unknown = set(settings) - known
         if unknown:
             raise ValueError(f"unknown recipe setting(s) {sorted(unknown)}; known: {sorted(known)}")

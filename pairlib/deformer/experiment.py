@@ -8,6 +8,7 @@ in parameters.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,6 +64,9 @@ class LossWeights:
     temperature: float = 2.0
 
     def __post_init__(self) -> None:
+        values = (self.task, self.kd, self.lrs, self.temperature)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise ValueError(f"loss weights and temperature must be finite numbers, got {self}")
         if min(self.task, self.kd, self.lrs) < 0 or self.task + self.kd + self.lrs == 0:
             raise ValueError(f"loss weights must be >= 0 and not all zero, got {self}")
 

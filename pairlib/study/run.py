@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import yaml
 
 from pairlib.core.artifacts import REPO_ROOT, shown
+from pairlib.core.data import DataError
+from pairlib.study import profile_checks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,20 +64,6 @@ _ProfileLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)$"), list("-+0123456789."))
 
 # Parameters that notebooks turn into recipes, checked before anything runs (with the task the notebook adds).
-RECIPE_PARAMETERS = {"deformer_squad": ("deformer", {"task": "squad"}), "deformer_boolq": ("deformer", {"task": "boolq"}),
-                     "deformer_race": ("deformer", {"task": "race"}), "fastbert_ag_news": ("fastbert", {}),
-                     "fastbert_pair": ("fastbert", {}), "dipair_q2p": ("dipair", {}), "dipair_wikiqa": ("dipair", {}),
-                     "loss_weights": ("loss_weights", {})}
-
-
-def _recipe_class(kind: str):
-    from pairlib.deformer.experiment import LossWeights, Recipe
-    from pairlib.dipair.experiment import DiPairRecipe
-    from pairlib.fastbert.experiment import FastBertRecipe
-    return {"deformer": Recipe.from_dict, "fastbert": FastBertRecipe.from_dict, "dipair": DiPairRecipe.from_dict,
-            "loss_weights": lambda d: LossWeights(**d)}[kind]
-
-
 def load_profile(name: str) -> dict[str, Any]:
     """A profile, read and checked: its shape, every key against the notebooks' parameters cells, every value
     against the type of the parameter's default, every recipe as its class checks it. Each error names the file
@@ -129,14 +117,13 @@ def _declared(nb: Path) -> dict[str, Any]:
 
 
 def _check_value(where: str, key: str, value: Any, default: Any) -> None:
+    """The value's kind against the notebook's default, then what `profile_checks` knows of the parameter."""
     if value is not None and default is not None and not _same_kind(value, default):
         raise RunError(f"{where} must be {_kind(default)} like the notebook's default {default!r}, got {value!r}")
-    if key in RECIPE_PARAMETERS and isinstance(value, dict):
-        kind, added = RECIPE_PARAMETERS[key]
-        try:
-            _recipe_class(kind)({**added, **value})
-        except (ValueError, TypeError) as e:
-            raise RunError(f"{where}: {e}") from None
+    try:
+        profile_checks.check(key, value)
+    except (ValueError, TypeError, DataError) as e:
+        raise RunError(f"{where}: {e}") from None
 
 
 def _kind(v: Any) -> str:
