@@ -1,5 +1,6 @@
 """DeFormer's training loss and cost measurement, on the real MiniLM weights with tiny inputs."""
 import pytest
+import torch
 
 from pairlib.core.backbone import load_tokenizer
 from pairlib.deformer.bench import (
@@ -17,11 +18,10 @@ from pairlib.deformer.experiment import (
     LossWeights,
     Recipe,
     deformer_loss,
-    joint_attention_mask,
     paper_split_layer,
 )
 from pairlib.deformer.inputs import choice_segments, squad_segments
-from pairlib.deformer.modeling import DeFormerForQuestionAnswering, PassageCache
+from pairlib.deformer.modeling import DeFormerForMultipleChoice, DeFormerForQuestionAnswering, PassageCache
 
 CONTEXT = "Hamlet is a tragedy written by William Shakespeare sometime between 1599 and 1601."
 
@@ -41,7 +41,7 @@ def teacher():
 
 
 def test_same_weights_same_split_give_zero_kd_and_lrs(squad_batch, teacher):
-    loss, logs = deformer_loss("span", PAPER_SQUAD_WEIGHTS)(teacher, squad_batch, teacher)
+    loss, logs = deformer_loss(PAPER_SQUAD_WEIGHTS)(teacher, squad_batch, teacher)
     assert logs["kd"] == pytest.approx(0.0, abs=1e-6) and logs["lrs"] == pytest.approx(0.0, abs=1e-8)
     assert loss.item() == pytest.approx(0.7 * logs["task"], rel=1e-5)
 
@@ -49,12 +49,12 @@ def test_same_weights_same_split_give_zero_kd_and_lrs(squad_batch, teacher):
 def test_split_student_differs_from_teacher_and_losses_switch_off(squad_batch, teacher, tmp_path):
     teacher.save_pretrained(tmp_path)
     student = DeFormerForQuestionAnswering.from_pretrained(tmp_path, split_layer=4).eval()
-    _, logs = deformer_loss("span", PAPER_SQUAD_WEIGHTS)(student, squad_batch, teacher)
+    _, logs = deformer_loss(PAPER_SQUAD_WEIGHTS)(student, squad_batch, teacher)
     assert logs["kd"] > 0 and logs["lrs"] > 0
-    _, logs = deformer_loss("span", TASK_LOSS_ONLY)(student, squad_batch, None)  # no teacher needed
+    _, logs = deformer_loss(TASK_LOSS_ONLY)(student, squad_batch, None)  # no teacher needed
     assert set(logs) == {"task"}
     with pytest.raises(ValueError, match="teacher"):
-        deformer_loss("span", LossWeights(kd=1.0))(student, squad_batch, None)
+        deformer_loss(LossWeights(kd=1.0))(student, squad_batch, None)
 
 
 def test_loss_weights_and_recipe_reject_bad_settings():
@@ -65,10 +65,25 @@ def test_loss_weights_and_recipe_reject_bad_settings():
     assert paper_split_layer(12) == 9 and paper_split_layer(6) == 4
 
 
+def test_heads_compute_their_own_task_loss(squad_batch, teacher):
+    """Hugging Face's convention: given its labels, a head returns its loss; given none, no loss."""
+    import torch.nn.functional as F
+
+    from pairlib.deformer.experiment import model_inputs
+    out = teacher(**model_inputs(squad_batch), start_positions=squad_batch["start_positions"],
+                  end_positions=squad_batch["end_positions"])
+    expected = (F.cross_entropy(out.start_logits, squad_batch["start_positions"])
+                + F.cross_entropy(out.end_logits, squad_batch["end_positions"])) / 2
+    torch.testing.assert_close(out.loss, expected)
+    assert teacher(**model_inputs(squad_batch)).loss is None
+    assert teacher.distilled_logits(out).shape == (2, 2, out.start_logits.shape[-1])
+
+
 def test_choice_mask_has_one_row_per_option():
     tok = load_tokenizer("minilm-l6")
     seg = choice_segments(tok, ["q"] * 3, [["a", "b", "c", "d"]] * 3, ["art"] * 3, 6, 10, labels=[0, 1, 2])
-    assert joint_attention_mask("choice", seg.tensors).shape == (12, 16)
+    model = DeFormerForMultipleChoice.from_backbone("minilm-l6", split_layer=2)
+    assert model.joint_attention_mask(seg.tensors).shape == (12, 16)
 
 
 def test_benchmark_reports_every_way_and_cached_equals_uncached(squad_batch, teacher, tmp_path):

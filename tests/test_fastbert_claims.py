@@ -1,4 +1,5 @@
-"""FastBERT's claims: Table 2 rows (notebooks 35 and 36): what each verdict judges, and that no dataset loses its row."""
+"""FastBERT's claims: Table 2 rows (notebooks 35 and 36), what each verdict judges, and that no dataset loses
+its row."""
 import pandas as pd
 
 from pairlib.study.claims import CHINESE_TASKS, NOTEBOOK_CLAIMS

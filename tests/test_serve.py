@@ -107,7 +107,7 @@ def test_bad_input_is_refused_before_any_work(inputs, tmp_path):
     from transformers import BertConfig, BertModel
     BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
               ).save_pretrained(root / "plain-bert")
-    with pytest.raises(ServeError, match="kind 'bert', which does not score pairs"):
+    with pytest.raises(ServeError, match="type 'bert', which does not score pairs"):
         _job(root, "plain-bert", tmp_path / "out")
     with pytest.raises(ServeError, match="engine must be one of"):
         _job(root, "dipair", tmp_path / "out", engine="spark")
@@ -115,6 +115,43 @@ def test_bad_input_is_refused_before_any_work(inputs, tmp_path):
     _job(root, "dipair", tmp_path / "built").run(progress=False)
     with pytest.raises(ServeError, match="was built with model="):
         _job(root, "cosine", tmp_path / "built")
+
+
+def test_an_out_built_from_other_texts_lengths_or_stray_files_is_refused(inputs, tmp_path):
+    """A store is reused only for the same model, texts, lengths and tokenizer; files without a manifest are not
+    taken as finished work."""
+    root, _, _ = inputs
+    _job(root, "dipair", tmp_path / "out").run(progress=False)
+    changed = pd.DataFrame({"passage_id": [f"p{i}" for i in range(6)], "text": [t + " Changed." for t in PASSAGES]})
+    changed.to_parquet(tmp_path / "changed.parquet")
+    with pytest.raises(ServeError, match="was built with texts="):
+        ScoreJob(str(root / "dipair"), str(tmp_path / "changed.parquet"), str(root / "queries.parquet"),
+                 str(root / "pairs.parquet"), str(tmp_path / "out"), engine="local", lengths=LENGTHS)
+    with pytest.raises(ServeError, match="was built with length="):
+        _job(root, "dipair", tmp_path / "out", lengths={**LENGTHS, "passage_length": 20})
+    stray = tmp_path / "stray" / "scores"
+    stray.mkdir(parents=True)
+    (stray / "shard-00000.parquet").write_bytes(b"")
+    with pytest.raises(ServeError, match="holds files but no manifest.json"):
+        _job(root, "dipair", tmp_path / "stray")
+
+
+def test_texts_and_ids_are_read_as_written_and_bad_lengths_are_refused(inputs, tmp_path):
+    root, _, _ = inputs
+    (tmp_path / "passages.csv").write_text("passage_id,text\n001,some text\n002,\n")
+    with pytest.raises(ServeError, match=r"column 'text' is empty in row\(s\) \[1\]"):
+        ScoreJob(str(root / "dipair"), str(tmp_path / "passages.csv"), str(root / "queries.parquet"),
+                 str(root / "pairs.parquet"), str(tmp_path / "out"), engine="local")
+    from pairlib.serve.job import read_table
+    (tmp_path / "ok.csv").write_text("passage_id,text\n001,some text\n")
+    assert read_table(tmp_path / "ok.csv", "passages").passage_id.tolist() == ["001"]
+    (tmp_path / "fake.parquet").write_text("not parquet")
+    with pytest.raises(ServeError, match="cannot be read as Parquet"):
+        read_table(tmp_path / "fake.parquet", "passages")
+    for bad in (0, -3, 100_000):
+        with pytest.raises(ServeError, match="query_length must be a whole number from 1 to 512"):
+            _job(root, "dipair", tmp_path / "out", lengths={**LENGTHS, "query_length": bad})
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_job_stopped_part_way_resumes_on_ray_to_the_same_output(inputs, tmp_path, monkeypatch, capfd):

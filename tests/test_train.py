@@ -58,6 +58,37 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert result.resumed_from_step == 10
     for a, b in zip(straight.parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b)
+    # the resumed epoch's loss averages all of its batches, those before the interruption included
+    assert result.history == finished_result(tmp_path / "a").history
+
+
+def test_a_non_finite_loss_stops_training_with_a_clear_error(tmp_path):
+    from pairlib.core.train import TrainingError
+
+    def exploding(model, batch, teacher):
+        return mse(model, batch, teacher) * float("inf")
+
+    with pytest.raises(TrainingError, match="the training loss is inf at epoch 1, step 0.*Lower the lr"):
+        train(Tiny(), dataset(), collate, exploding, _config(tmp_path))
+    assert finished_result(tmp_path) is None
+
+
+def test_a_resume_unpickles_nothing(tmp_path, monkeypatch):
+    """A checkpoint folder from elsewhere must not run code: every file of `last/` is read as plain data."""
+    def crashing(model, batch, teacher):
+        crashing.n += 1
+        if crashing.n == 4:
+            raise KeyboardInterrupt
+        return mse(model, batch, teacher)
+    crashing.n = 0
+    with pytest.raises(KeyboardInterrupt):
+        train(Tiny(), dataset(), collate, crashing, _config(tmp_path))
+    assert not list((tmp_path / "last").glob("custom_checkpoint_*"))  # the schedule is in trainer_state.json
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **kw: loads.append(kw.get("weights_only")) or real_load(*a, **kw))
+    assert train(Tiny(), dataset(), collate, mse, _config(tmp_path)).resumed_from_step == 3
+    assert loads and all(w is True for w in loads), loads
 
 
 def test_a_finished_run_keeps_only_its_record_and_is_not_trained_again(tmp_path):

@@ -94,10 +94,10 @@ def test_deformer_loss_on_cached_teacher_outputs_equals_the_live_teacher_span(to
     teacher = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=0).eval()
     student = _student(teacher, DeFormerForQuestionAnswering, tmp_path, 4)
     torch.nn.init.normal_(student.qa_outputs.weight, std=0.5, generator=torch.Generator().manual_seed(0))
-    cached = teacher_outputs("span", teacher, seg, upper_layers=2, progress=False)
+    cached = teacher_outputs(teacher, seg, upper_layers=2, progress=False)
     rows = TensorDictDataset(seg.tensors, index=True)
     batch = {k: torch.stack([rows[i][k] for i in (2, 0)]) for k in rows[0]}  # out of order, as shuffled
-    loss_fn = deformer_loss("span", PAPER_SQUAD_WEIGHTS)
+    loss_fn = deformer_loss(PAPER_SQUAD_WEIGHTS)
     live_loss, live_terms = loss_fn(student, batch, teacher)
     cached_loss, cached_terms = loss_fn(student, batch, cached)
     assert live_terms["kd"] > 0 and live_terms["lrs"] > 0
@@ -111,10 +111,10 @@ def test_deformer_loss_on_cached_teacher_outputs_equals_the_live_teacher_choice(
                           [CONTEXT, CONTEXT, "another article"], 6, 20, labels=[0, 1, 2])
     teacher = DeFormerForMultipleChoice.from_backbone("minilm-l6", split_layer=0).eval()
     student = _student(teacher, DeFormerForMultipleChoice, tmp_path, 3)
-    cached = teacher_outputs("choice", teacher, seg, upper_layers=3, progress=False)
+    cached = teacher_outputs(teacher, seg, upper_layers=3, progress=False)
     rows = TensorDictDataset(seg.tensors, index=True)
     batch = {k: torch.stack([rows[i][k] for i in (1, 2)]) for k in rows[0]}
-    loss_fn = deformer_loss("choice", PAPER_RACE_WEIGHTS)
+    loss_fn = deformer_loss(PAPER_RACE_WEIGHTS)
     _, live_terms = loss_fn(student, batch, teacher)
     _, cached_terms = loss_fn(student, batch, cached)
     assert live_terms["lrs"] > 0
@@ -128,7 +128,7 @@ def test_a_teacher_whose_outputs_would_not_fit_runs_live(tokenizer, tmp_path, mo
                          answer_starts=[CONTEXT.index("William")], answer_texts=["William Shakespeare"])
     exp = experiment.Experiment.__new__(experiment.Experiment)  # only the parts _teacher_outputs reads
     exp.train_segments, exp._teacher_cache, exp.progress = seg, None, False
-    exp.task = experiment.DeFormerTask("squad", tokenizer, 8, 24)
+    exp.task = experiment.deformer_task("squad", tokenizer, 8, 24)
     teacher = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=0).eval()
     student = _student(teacher, DeFormerForQuestionAnswering, tmp_path, 4)
     weights = experiment.LossWeights(task=1.0, lrs=1.0)

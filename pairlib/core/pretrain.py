@@ -33,7 +33,8 @@ from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageMod
 from pairlib.core import data
 from pairlib.core.artifacts import artifact_dir, replace_folder
 from pairlib.core.backbone import chinese_tokenizer, quiet_transformers
-from pairlib.core.train import RecipeBase, TensorDictDataset, TrainConfig, TrainResult, seed_new_weights, train
+from pairlib.core.recipe import RecipeBase
+from pairlib.core.train import TensorDictDataset, TrainResult, seed_new_weights, train
 
 ZH_TASKS = ("chnsenticorp", "book_review", "shopping", "lcqmc", "thucnews", "weibo")
 HELD_OUT_SPLITS = ("validation", "test")
@@ -182,10 +183,8 @@ class Pretraining:
         `history` holds a point of the curve per evaluation."""
         r = self.recipe
         out = artifact_dir(self.out_dir, "pretrain-zh", r.model_settings())
-        config = TrainConfig(output_dir=str(out), epochs=r.epochs, lr=r.lr, batch_size=r.batch_size,
-                             warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps,
-                             save_every_steps=r.save_every_steps, eval_every_steps=r.eval_every_steps,
-                             precision=r.training_precision(), progress=self.progress)
+        config = r.train_config(out, progress=self.progress, epochs=r.epochs, lr=r.lr,
+                                eval_every_steps=r.eval_every_steps)
         model = self.new_model()
         result = train(model, TensorDictDataset({"input_ids": self.blocks}), self.collator, mlm_loss, config,
                        evaluate=self.heldout_metrics)

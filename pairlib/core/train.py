@@ -11,15 +11,13 @@ the device and handed to the loss function; so are its outputs computed once (`t
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
 import time
-import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from accelerate import Accelerator
@@ -98,105 +96,6 @@ class TrainResult:
     resumed_from_step: int = 0
     # with `eval_every_steps`: {"step", "train_loss" (mean since the previous point), **evaluate()} per point
     curve: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecipeBase:
-    """Settings dataclasses that notebooks pass as one dict parameter, checked when made: a misspelt key, a value of
-    the wrong type (`lr: 5e-5` that YAML read as a string), a count below 1 or an unknown task is an error that
-    names the setting, before any data loads or any model trains. The fields here are every method's.
-
-    `RUN_ONLY` settings change how a run is carried out, not the model it makes, so they do not name its folder."""
-
-    batch_size: int = 16
-    warmup_ratio: float = 0.1
-    seed: int = 42
-    max_steps: int | None = None
-    # a resumable checkpoint every this many optimizer steps (besides each epoch's end); names no model folder
-    save_every_steps: int | None = None
-    # "fp32", "bf16" (autocast), or "auto": bf16 where this machine has native bf16 (measure.native_bf16), else fp32
-    precision: str = "fp32"
-
-    RUN_ONLY: ClassVar[tuple[str, ...]] = ("save_every_steps",)
-    UNBOUNDED: ClassVar[tuple[str, ...]] = ("seed",)  # integers that may be 0 or negative
-
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            value, allowed = getattr(self, f.name), _allowed_types(hints[f.name])
-            if not _is_instance(value, allowed):
-                hint = "; YAML reads 5e-5 as a string, write 5.0e-5" if float in allowed and _numeric(value) else ""
-                raise ValueError(f"{name}.{f.name} must be {' or '.join(t.__name__ for t in allowed)}, got "
-                                 f"{value!r} ({type(value).__name__}){hint}")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{name}.{f.name} must be a finite number, got {value!r}")
-            if isinstance(value, bool) or value is None or f.name in self.UNBOUNDED:
-                continue
-            if isinstance(value, int) and value < 1:
-                raise ValueError(f"{name}.{f.name} must be at least 1, got {value}")
-            if isinstance(value, float) and f.name.endswith("lr") and value <= 0:
-                raise ValueError(f"{name}.{f.name} must be > 0, got {value}")
-            if f.name.endswith("ratio") and not 0 <= value < 1:
-                raise ValueError(f"{name}.{f.name} must be in [0, 1), got {value}")
-        if self.precision not in (*PRECISIONS, "auto"):
-            raise ValueError(f"{name}.precision must be one of {(*PRECISIONS, 'auto')}, got {self.precision!r}")
-        if isinstance(getattr(self, "task", None), str):
-            from pairlib.core.data import get_task
-            get_task(self.task)  # an unknown task fails here, naming the valid ones
-
-    @classmethod
-    def from_dict(cls, settings: dict):
-        if not isinstance(settings, dict):
-            raise ValueError(f"{cls.__name__} settings must be a mapping of setting -> value, got {settings!r}")
-        known = {f.name for f in dataclasses.fields(cls)}  # the settings, not the class constants
-        unknown = set(settings) - known
-        if unknown:
-            raise ValueError(f"unknown recipe setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**settings)
-
-    def model_settings(self) -> dict[str, Any]:
-        """The settings that can change a trained model: what names its artifact folder. The precision is the one
-        this machine trains in ("auto" resolved), and is left out at fp32 so that folders named before it existed
-        keep their names; so is the task's data version unless its data changed (`data.Task.data_version`)."""
-        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
-        settings["precision"] = self.training_precision()
-        if settings["precision"] == "fp32":
-            del settings["precision"]
-        if isinstance(getattr(self, "task", None), str):
-            from pairlib.core.data import get_task
-            if get_task(self.task).data_version:
-                settings["data"] = get_task(self.task).data_version
-        return settings
-
-    def training_precision(self) -> str:
-        if self.precision != "auto":
-            return self.precision
-        from pairlib.core.measure import native_bf16
-        return "bf16" if native_bf16() else "fp32"
-
-
-def _allowed_types(hint: Any) -> tuple[type, ...]:
-    args = typing.get_args(hint) or (hint,)
-    types = tuple(type(None) if a is type(None) else a for a in args)
-    return types + ((int,) if float in types else ())  # 2 is a fine learning-rate multiplier, 2e-5 a fine lr
-
-
-def _numeric(value: Any) -> bool:
-    """A string that reads as a number (what YAML 1.1 leaves of `5e-5`)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_instance(value: Any, allowed: tuple[type, ...]) -> bool:
-    if isinstance(value, bool) and bool not in allowed:
-        return False  # True is an int to Python, not a count to a recipe
-    return isinstance(value, tuple(t for t in allowed if isinstance(t, type)))
 
 
 class TensorDictDataset(torch.utils.data.Dataset):
@@ -282,66 +181,191 @@ def save_model(model: torch.nn.Module, path: Path) -> None:
     replace_folder(tmp, path)
 
 
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss); the message says where it stopped and what to change."""
+
+
 def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: LossFn, config: TrainConfig,
           evaluate: EvalFn | None = None, teacher: Teacher = None) -> TrainResult:
+    """Train `model` on `train_data` with `loss_fn`, resuming from `<output_dir>/last` where a run stopped, keeping
+    the best weights in `<output_dir>/best`. The loop reads top to bottom in `_Loop`: set up, resume, one epoch at a
+    time, finish."""
     if config.metric and evaluate is None:
         raise ValueError(f"TrainConfig.metric={config.metric!r} needs an evaluate function")
-    out = Path(config.output_dir)
-    last, best = out / "last", out / "best"
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)
-    # Accelerate only sets up several CPU processes (gloo) when told it runs on CPU, so say so on a GPU-less machine.
-    on_cpu = config.cpu or not torch.cuda.is_available()
-    # Accelerate keeps one process-wide state: a `transformers.Trainer` run with bf16=True earlier in the process
-    # (notebook 93) leaves it in bf16, and a new Accelerator would silently inherit that. This loop's precision is
-    # its own (autocast below), so it starts from "no" mixed precision whatever ran before.
-    if AcceleratorState._shared_state.get("_mixed_precision", "no") != "no":
-        AcceleratorState._reset_state()
-    acc = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=on_cpu, kwargs_handlers=[ddp],
-                      mixed_precision="no")
-    set_seed(config.seed)
-    freeze(model, config.frozen)
-    optimizer = adamw(_param_groups(model, config.weight_decay, config.lr, config.lr_by_prefix), config.lr)
-    model, optimizer = acc.prepare(model, optimizer)
-    if isinstance(teacher, torch.nn.Module):
-        teacher = teacher.to(acc.device).eval().requires_grad_(False)
+    loop = _Loop(model, train_data, collate_fn, loss_fn, config, evaluate, teacher)
+    if loop.resume():  # finished earlier: nothing left to train, the weights are in `best`
+        return loop.result
+    while not loop.done:
+        loop.epoch()
+    return loop.finish()
 
-    def loader(epoch: int) -> DataLoader:
-        g = torch.Generator().manual_seed(config.seed + epoch)
-        return acc.prepare(DataLoader(train_data, batch_size=config.batch_size, shuffle=True, generator=g,
-                                      collate_fn=collate_fn))
 
-    steps_per_epoch = math.ceil(len(loader(0)) / config.grad_accum)
-    total = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-    acc.register_for_checkpointing(scheduler)
+EPOCH_LOSS = {"epoch_loss_sum": 0.0, "epoch_loss_batches": 0}  # the epoch's loss so far, kept across a resume
 
-    result = TrainResult()
-    state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0}
-    if acc.is_main_process:
-        recover_folder(last)
-        recover_folder(best)
-    acc.wait_for_everyone()
-    if config.resume and saved_state_file(out).exists():
-        saved = json.loads(saved_state_file(out).read_text())
-        state, result = saved["state"], _saved_result(saved, out)
-        result.resumed_from_step = state["global_step"]
-        if saved.get("finished"):  # nothing left to train; the weights are in `best` (see train_and_reload)
-            acc.print(f"{shown(out)} finished training earlier (step {state['global_step']}); not training again")
-            return result
-        try:
-            acc.load_state(str(last))
-        except Exception as e:  # written whole or not at all since checkpoints are atomic, but disks fail
-            raise CheckpointError(f"the checkpoint in {last} cannot be read ({type(e).__name__}: {e}). Delete that "
-                                  "folder to train this model from the start.") from e
-        acc.print(f"resuming from {shown(last)} at epoch {state['epoch']}, step {state['global_step']}")
 
-    def checkpoint(finished: bool = False) -> None:
+class _Loop:
+    """One training run's state and its steps, so that `train` can say them in order."""
+
+    def __init__(self, model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: LossFn,
+                 config: TrainConfig, evaluate: EvalFn | None, teacher: Teacher) -> None:
+        self.config, self.train_data, self.collate_fn, self.loss_fn = config, train_data, collate_fn, loss_fn
+        self.evaluate = evaluate
+        self.out = Path(config.output_dir)
+        self.last, self.best = self.out / "last", self.out / "best"
+        self.acc = acc = _accelerator(config)
+        set_seed(config.seed)
+        freeze(model, config.frozen)
+        optimizer = adamw(_param_groups(model, config.weight_decay, config.lr, config.lr_by_prefix), config.lr)
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+        if isinstance(teacher, torch.nn.Module):
+            teacher = teacher.to(acc.device).eval().requires_grad_(False)
+        self.teacher = teacher
+        steps_per_epoch = math.ceil(len(self.loader(0)) / config.grad_accum)
+        self.total = steps_per_epoch * config.epochs
+        if config.max_steps is not None:
+            self.total = min(self.total, config.max_steps)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(config.warmup_ratio * self.total),
+                                                         self.total)
+        self.result = TrainResult()
+        # the epoch's loss is summed in the state, so that an epoch resumed mid-way still averages all its batches
+        self.state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0, **EPOCH_LOSS}
+        self.t0 = time.perf_counter()
+        self.done = False
+
+    def loader(self, epoch: int) -> DataLoader:
+        g = torch.Generator().manual_seed(self.config.seed + epoch)
+        return self.acc.prepare(DataLoader(self.train_data, batch_size=self.config.batch_size, shuffle=True,
+                                           generator=g, collate_fn=self.collate_fn))
+
+    def resume(self) -> bool:
+        """Continue from the saved state where there is one; True when that run had finished."""
+        acc, out = self.acc, self.out
+        if acc.is_main_process:
+            recover_folder(self.last)
+            recover_folder(self.best)
+        acc.wait_for_everyone()
+        if self.config.resume and saved_state_file(out).exists():
+            saved = _read_state(out)
+            # a state saved before the epoch's loss was kept in it averages the batches after the resume only
+            self.state, self.result = {**EPOCH_LOSS, **saved["state"]}, _saved_result(saved, out)
+            self.result.resumed_from_step = self.state["global_step"]
+            if saved.get("finished"):
+                acc.print(f"{shown(out)} finished training earlier (step {self.state['global_step']}); "
+                          "not training again")
+                return True
+            try:
+                acc.load_state(str(self.last))  # model, optimizer and random states, read without unpickling code
+                self.scheduler.load_state_dict(_scheduler_state(saved, self.last))
+            except Exception as e:  # written whole or not at all since checkpoints are atomic, but disks fail
+                raise CheckpointError(f"the checkpoint in {self.last} cannot be read ({type(e).__name__}: {e}). "
+                                      "Delete that folder to train this model from the start.") from e
+            acc.print(f"resuming from {shown(self.last)} at epoch {self.state['epoch']}, "
+                      f"step {self.state['global_step']}")
+        self.t0 = time.perf_counter() - self.result.seconds
+        self.done = self.state["global_step"] >= self.total or self.state["epoch"] >= self.config.epochs
+        return False
+
+    def epoch(self) -> None:
+        """The batches left in this epoch, then its record, its evaluation and the best weights."""
+        config, state, acc = self.config, self.state, self.acc
+        epoch = state["epoch"]
+        self.model.train()
+        dl = self.loader(epoch)
+        skip = state["batch_in_epoch"]
+        batches = acc.skip_first_batches(dl, skip) if skip else dl
+        # counted by hand after each step: iterating the bar would leave it one short when the loop breaks early
+        bar = tqdm(total=len(dl), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not (config.progress and acc.is_local_main_process), mininterval=30, leave=True)
+        running: list[float] = []
+        for batch in batches:
+            running.append(self.step(batch))
+            bar.update()
+            if acc.sync_gradients:
+                bar.set_postfix(loss=f"{sum(running[-20:]) / len(running[-20:]):.4f}",
+                                lr=f"{self.scheduler.get_last_lr()[0]:.2e}", refresh=False)
+                self.after_optimizer_step(running)
+                if state["global_step"] >= self.total:
+                    self.done = True
+                    break
+        bar.close()
+        self.end_epoch(epoch, running)
+
+    def step(self, batch: dict) -> float:
+        """One batch forward and backward (an optimizer step every `grad_accum` batches); its loss."""
+        config, acc, model = self.config, self.acc, self.model
+        with acc.accumulate(model):
+            # torch's autocast, not Accelerator's mixed_precision: that is fixed once per process, and one
+            # notebook trains models of either precision; it covers a teacher's forward inside the loss too
+            with torch.autocast(acc.device.type, torch.bfloat16, enabled=config.precision == "bf16"):
+                out = self.loss_fn(model, batch, self.teacher)
+            loss = out[0] if isinstance(out, tuple) else out
+            if not torch.isfinite(loss.detach()).all():
+                raise TrainingError(
+                    f"the training loss is {loss.item()} at epoch {self.state['epoch'] + 1}, step "
+                    f"{self.state['global_step']} of {shown(self.out)}: the weights would turn to NaN. Lower the "
+                    f"lr ({config.lr}) or check the inputs; the last checkpoint kept is the one before this step")
+            acc.backward(loss)
+            if acc.sync_gradients and config.max_grad_norm:
+                acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+        value = loss.item()
+        self.state["batch_in_epoch"] += 1
+        self.state["epoch_loss_sum"] += value
+        self.state["epoch_loss_batches"] += 1
+        if acc.sync_gradients:
+            self.scheduler.step()
+            self.state["global_step"] += 1
+        return value
+
+    def after_optimizer_step(self, running: list[float]) -> None:
+        """A learning-curve point and a checkpoint where they fall due."""
+        config, step = self.config, self.state["global_step"]
+        if self.evaluate is not None and config.eval_every_steps and step % config.eval_every_steps == 0:
+            self.result.curve.append(self.evaluated({"step": step, "train_loss": self.loss_since_last_point(running)}))
+        if config.save_every_steps and step % config.save_every_steps == 0:
+            self.result.seconds = time.perf_counter() - self.t0
+            self.checkpoint()
+
+    def end_epoch(self, epoch: int, running: list[float]) -> None:
+        config, state, result = self.config, self.state, self.result
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"],
+                                  "train_loss": state["epoch_loss_sum"] / max(state["epoch_loss_batches"], 1)}
+        if self.evaluate is not None:
+            self.evaluated(record)
+            if config.eval_every_steps and (not result.curve or result.curve[-1]["step"] != state["global_step"]):
+                # a point at the epoch's end too, its train loss since the previous point as every other's
+                result.curve.append({**record, "train_loss": self.loss_since_last_point(running)})
+        result.history.append(record)
+        self.acc.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        metric = record.get(config.metric) if config.metric else None
+        improved = (config.metric is None or (metric is not None and (
+            result.best_metric is None
+            or (metric > result.best_metric if config.greater_is_better else metric < result.best_metric))))
+        if improved:
+            result.best_metric, result.best_epoch, result.best_dir = metric, epoch + 1, str(self.best)
+            if self.acc.is_main_process:
+                save_model(self.acc.unwrap_model(self.model), self.best)
+        state.update(epoch=epoch + 1, batch_in_epoch=0, **EPOCH_LOSS)
+        result.global_step = state["global_step"]
+        result.seconds = time.perf_counter() - self.t0
+        self.done = self.done or state["epoch"] >= config.epochs
+        if not self.done:
+            self.checkpoint()
+
+    def finish(self) -> TrainResult:
+        self.acc.wait_for_everyone()
+        self.result.global_step = self.state["global_step"]
+        self.result.seconds = time.perf_counter() - self.t0
+        self.checkpoint(finished=True)
+        self.acc.wait_for_everyone()
+        return self.result
+
+    def checkpoint(self, finished: bool = False) -> None:
         """A resumable state written to `last.tmp`, the trainer state last, then moved into place whole: a kill
         at any moment leaves the previous checkpoint or this one, never weights of one step beside the state of
         another. Once finished, only the record is kept (the weights are in `best`)."""
-        tmp = last.with_name("last.tmp")
+        acc, tmp = self.acc, self.last.with_name("last.tmp")
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
@@ -350,100 +374,55 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
             acc.save_state(str(tmp))
         acc.wait_for_everyone()  # ... and must have finished before tmp is moved
         if acc.is_main_process:
-            (tmp / "trainer_state.json").write_text(json.dumps({"state": state, "result": asdict(result),
-                                                                "config": asdict(config), "finished": finished},
-                                                               indent=1, default=str))
-            replace_folder(tmp, last)
+            (tmp / "trainer_state.json").write_text(json.dumps(
+                {"state": self.state, "result": asdict(self.result), "config": asdict(self.config),
+                 "scheduler": self.scheduler.state_dict(), "finished": finished}, indent=1, default=str))
+            replace_folder(tmp, self.last)
         acc.wait_for_everyone()
 
-    def evaluated(record: dict[str, Any]) -> dict[str, Any]:
+    def evaluated(self, record: dict[str, Any]) -> dict[str, Any]:
         """`record` with the evaluation's metrics, computed by the main process while the others wait."""
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            model.eval()
-            record.update(evaluate(acc.unwrap_model(model)))
-            model.train()
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            self.model.eval()
+            record.update(self.evaluate(self.acc.unwrap_model(self.model)))
+            self.model.train()
         return record
 
-    def loss_since_last_point(running: list[float]) -> float:
-        since = state["global_step"] - (result.curve[-1]["step"] if result.curve else 0)
-        recent = running[-since * config.grad_accum:] if since else running
+    def loss_since_last_point(self, running: list[float]) -> float:
+        since = self.state["global_step"] - (self.result.curve[-1]["step"] if self.result.curve else 0)
+        recent = running[-since * self.config.grad_accum:] if since else running
         return sum(recent) / max(len(recent), 1)
 
-    def curve_point(running: list[float]) -> None:
-        result.curve.append(evaluated({"step": state["global_step"], "train_loss": loss_since_last_point(running)}))
 
-    t0 = time.perf_counter() - result.seconds
-    done = state["global_step"] >= total
-    while state["epoch"] < config.epochs and not done:
-        epoch = state["epoch"]
-        model.train()
-        dl = loader(epoch)
-        skip = state["batch_in_epoch"]
-        batches = acc.skip_first_batches(dl, skip) if skip else dl
-        # counted by hand after each step: iterating the bar would leave it one short when the loop breaks early
-        bar = tqdm(total=len(dl), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not (config.progress and acc.is_local_main_process), mininterval=30, leave=True)
-        running = []
-        for batch in batches:
-            with acc.accumulate(model):
-                # torch's autocast, not Accelerator's mixed_precision: that is fixed once per process, and one
-                # notebook trains models of either precision; it covers a teacher's forward inside the loss too
-                with torch.autocast(acc.device.type, torch.bfloat16, enabled=config.precision == "bf16"):
-                    out_ = loss_fn(model, batch, teacher)
-                loss, logs = out_ if isinstance(out_, tuple) else (out_, {})
-                acc.backward(loss)
-                if acc.sync_gradients and config.max_grad_norm:
-                    acc.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            state["batch_in_epoch"] += 1
-            bar.update()
-            running.append(loss.item())
-            if acc.sync_gradients:
-                scheduler.step()
-                state["global_step"] += 1
-                bar.set_postfix(loss=f"{sum(running[-20:]) / len(running[-20:]):.4f}",
-                                lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)  # the bar redraws at its pace
-                if (evaluate is not None and config.eval_every_steps
-                        and state["global_step"] % config.eval_every_steps == 0):
-                    curve_point(running)
-                if config.save_every_steps and state["global_step"] % config.save_every_steps == 0:
-                    result.seconds = time.perf_counter() - t0
-                    checkpoint()
-                if state["global_step"] >= total:
-                    done = True
-                    break
-        bar.close()
-        record: dict[str, Any] = {"epoch": epoch + 1, "step": state["global_step"],
-                                  "train_loss": sum(running) / max(len(running), 1)}
-        if evaluate is not None:
-            evaluated(record)
-            if config.eval_every_steps and (not result.curve or result.curve[-1]["step"] != state["global_step"]):
-                # a point at the epoch's end too, its train loss since the previous point as every other's
-                result.curve.append({**record, "train_loss": loss_since_last_point(running)})
-        result.history.append(record)
-        acc.print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-        metric = record.get(config.metric) if config.metric else None
-        improved = (config.metric is None or (metric is not None and (
-            result.best_metric is None
-            or (metric > result.best_metric if config.greater_is_better else metric < result.best_metric))))
-        if improved:
-            result.best_metric, result.best_epoch = metric, epoch + 1
-            result.best_dir = str(best)
-            if acc.is_main_process:
-                save_model(acc.unwrap_model(model), best)
-        state["epoch"], state["batch_in_epoch"] = epoch + 1, 0
-        result.global_step = state["global_step"]
-        result.seconds = time.perf_counter() - t0
-        if not (done or state["epoch"] >= config.epochs):
-            checkpoint()
-    acc.wait_for_everyone()
-    result.global_step = state["global_step"]
-    result.seconds = time.perf_counter() - t0
-    checkpoint(finished=True)
-    acc.wait_for_everyone()
-    return result
+def _accelerator(config: TrainConfig) -> Accelerator:
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)
+    # Accelerate only sets up several CPU processes (gloo) when told it runs on CPU, so say so on a GPU-less machine.
+    on_cpu = config.cpu or not torch.cuda.is_available()
+    # Accelerate keeps one process-wide state: a `transformers.Trainer` run with bf16=True earlier in the process
+    # (notebook 93) leaves it in bf16, and a new Accelerator would silently inherit that. This loop's precision is
+    # its own (autocast), so it starts from "no" mixed precision whatever ran before.
+    if AcceleratorState._shared_state.get("_mixed_precision", "no") != "no":
+        AcceleratorState._reset_state()
+    return Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=on_cpu, kwargs_handlers=[ddp],
+                       mixed_precision="no")
+
+
+def _read_state(output_dir: Path) -> dict:
+    path = saved_state_file(output_dir)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{shown(path)} is not a readable training state ({e}). Delete {shown(path.parent)} "
+                              "to train this model from the start.") from None
+
+
+def _scheduler_state(saved: dict, last: Path) -> dict:
+    """The schedule's position: kept in the trainer state; a checkpoint written before that kept it in Accelerate's
+    `custom_checkpoint_0.pkl`, read here as plain data (weights_only), never as code."""
+    if "scheduler" in saved:
+        return saved["scheduler"]
+    return torch.load(last / "custom_checkpoint_0.pkl", map_location="cpu", weights_only=True)
 
 
 def train_and_reload(model: torch.nn.Module, train_data, loss_fn: LossFn, config: TrainConfig,
@@ -467,7 +446,7 @@ def finished_result(output_dir: str | Path) -> TrainResult | None:
     state = saved_state_file(output_dir)
     if not state.exists():
         return None
-    saved = json.loads(state.read_text())
+    saved = _read_state(Path(output_dir))
     return _saved_result(saved, output_dir) if saved.get("finished") else None
 
 

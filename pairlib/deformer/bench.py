@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from pairlib.core.measure import count_flops, peak_memory_bytes, time_side_by_side
-from pairlib.deformer.experiment import kind_of, model_inputs, output_logits
+from pairlib.deformer.experiment import model_inputs
 from pairlib.deformer.inputs import Segments
 from pairlib.deformer.modeling import DeFormerPreTrainedModel, PassageCache
 
@@ -123,11 +123,10 @@ def max_cached_difference(deformer: DeFormerPreTrainedModel, segments: Segments,
                           rows: slice = slice(0, 8)) -> float:
     """Largest absolute difference between logits answered from the cache (in memory or read from its file) and
     computed from text."""
-    kind = kind_of(deformer)
     fns = answer_fns(deformer, deformer, segments, cache, rows)
-    a = output_logits(kind, fns[UNCACHED]())
+    a = deformer.distilled_logits(fns[UNCACHED]())
     finite = torch.isfinite(a) & (a > torch.finfo(a.dtype).min / 2)
-    return max(float((a - output_logits(kind, fns[way]()))[finite].abs().max())
+    return max(float((a - deformer.distilled_logits(fns[way]()))[finite].abs().max())
                for way in fns if way not in (ORIGINAL, UNCACHED))
 
 

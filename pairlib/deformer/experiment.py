@@ -2,8 +2,9 @@
 
 The recipe is the paper's: fine-tune the original model (a DeFormer with k=0) on the task, then load the same
 weights with k>0 and fine-tune again with gamma * task + alpha * KD + beta * LRS, the fine-tuned original model
-being the teacher. `DeFormerTask` ties a task to its inputs, model head and metric, so the notebooks differ only
-in parameters.
+being the teacher. `DeFormerTask` (one subclass per kind of task) ties a task to its inputs, model head and metric,
+so the notebooks differ only in parameters; the heads themselves compute their loss and say what distillation
+compares (`deformer.modeling`).
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from pairlib.core import data, ledger, metrics
@@ -28,8 +28,8 @@ from pairlib.core.backbone import backbone_identity, quiet_transformers
 from pairlib.core.losses import kd_loss, lrs_loss, weighted_sum
 from pairlib.core.measure import hardware_label
 from pairlib.core.teacher_cache import TeacherOutputs
+from pairlib.core.recipe import RecipeBase
 from pairlib.core.train import (
-    RecipeBase,
     TensorDictDataset,
     TrainConfig,
     TrainResult,
@@ -45,9 +45,6 @@ from pairlib.deformer.modeling import (
     lower_layers_fingerprint,
 )
 
-HEADS = {"span": DeFormerForQuestionAnswering, "pair": DeFormerForSequenceClassification,
-         "choice": DeFormerForMultipleChoice}
-TASK_KINDS = {"squad": "span", "boolq": "pair", "squad_q2p": "pair", "mnli": "pair", "qqp": "pair", "race": "choice"}
 # Pair tasks: (the column read jointly with the cached one, the column cached). The paper caches BoolQ's passage,
 # MNLI's premise and QQP's first question (Table 2); the data's text_columns keep the pairs' natural order.
 PAIR_COLUMNS = {"boolq": ("question", "passage"), "squad_q2p": ("query", "passage"),
@@ -88,109 +85,82 @@ def model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k.startswith(("question_", "passage_"))}
 
 
-def output_logits(kind: str, out) -> torch.Tensor:
-    """The distribution KD compares: start and end logits as two rows for spans, else the class logits."""
-    return torch.stack([out.start_logits, out.end_logits], dim=1) if kind == "span" else out.logits
+def _head(model: torch.nn.Module) -> DeFormerPreTrainedModel:
+    """The task head itself, where a multi-process run wraps it (its methods and label names are the head's)."""
+    return getattr(model, "module", model)
 
 
-def task_loss(kind: str, out, batch: dict) -> torch.Tensor:
-    if kind == "span":
-        return (F.cross_entropy(out.start_logits, batch["start_positions"])
-                + F.cross_entropy(out.end_logits, batch["end_positions"])) / 2
-    return F.cross_entropy(out.logits, batch["labels"])
-
-
-def deformer_loss(kind: str, weights: LossWeights):
+def deformer_loss(weights: LossWeights):
     """`loss_fn(model, batch, teacher)` for `train.train`: the weighted sum, leaving out switched-off terms. The
-    teacher is the fine-tuned original model, run in the step, or its outputs computed once (`teacher_outputs`)."""
+    head computes its task loss from the batch's labels and says what KD and LRS compare; the teacher is the
+    fine-tuned original model, run in the step, or its outputs computed once (`teacher_outputs`)."""
 
     def loss_fn(model, batch, teacher):
-        inputs = model_inputs(batch)
-        out = model(**inputs, output_upper_hidden_states=weights.lrs > 0)
-        terms = {"task": task_loss(kind, out, batch)}
+        head, inputs = _head(model), model_inputs(batch)
+        out = model(**inputs, **{k: batch[k] for k in head.label_names}, output_upper_hidden_states=weights.lrs > 0)
+        terms = {"task": out.loss}
         if weights.needs_teacher:
             if teacher is None:
                 raise ValueError("KD and LRS need the fine-tuned original model as teacher")
             upper = len(out.upper_hidden_states) if weights.lrs > 0 else 0
-            t = teacher(batch) if isinstance(teacher, TeacherOutputs) else teacher_targets(kind, teacher, batch, upper)
+            t = teacher(batch) if isinstance(teacher, TeacherOutputs) else teacher_targets(teacher, batch, upper)
             if weights.kd > 0:
-                terms["kd"] = kd_loss(output_logits(kind, out), t["logits"], weights.temperature)
+                terms["kd"] = kd_loss(head.distilled_logits(out), t["logits"], weights.temperature)
             if weights.lrs > 0:
-                states = [t[f"upper_{i}"] for i in range(upper)]
-                if kind == "choice":  # kept one row per question, as the encoder runs them: one per option
-                    states = [h.flatten(0, 1) for h in states]
-                terms["lrs"] = lrs_loss(out.upper_hidden_states, states, joint_attention_mask(kind, inputs))
+                states = head.states_per_row([t[f"upper_{i}"] for i in range(upper)])
+                terms["lrs"] = lrs_loss(out.upper_hidden_states, states, head.joint_attention_mask(inputs))
         return weighted_sum(terms, {"task": weights.task, "kd": weights.kd, "lrs": weights.lrs})
 
     return loss_fn
 
 
-def teacher_targets(kind: str, teacher: DeFormerPreTrainedModel, batch: dict, upper_layers: int) -> dict:
+def teacher_targets(teacher: DeFormerPreTrainedModel, batch: dict, upper_layers: int) -> dict:
     """What a student is distilled towards: the teacher's logits (KD) and the states of its last `upper_layers`
-    layers (LRS: a student with k lower layers matches the teacher's layers above k)."""
+    layers (LRS: a student with k lower layers matches the teacher's layers above k), kept per training row."""
     with torch.no_grad():
         t = teacher(**model_inputs(batch), output_upper_hidden_states=upper_layers > 0)
-    logits = output_logits(kind, t)
+    logits = teacher.distilled_logits(t)
     upper = t.upper_hidden_states[len(t.upper_hidden_states) - upper_layers:] if upper_layers else ()
-    if kind == "choice":  # (questions x options, ...) -> (questions, options, ...): one entry per training row
-        upper = [h.unflatten(0, (len(logits), -1)) for h in upper]
+    upper = teacher.states_per_example(upper, len(logits))
     return {"logits": logits, **{f"upper_{i}": h for i, h in enumerate(upper)}}
 
 
-def teacher_outputs(kind: str, teacher: DeFormerPreTrainedModel, segments: Segments, upper_layers: int,
+def teacher_outputs(teacher: DeFormerPreTrainedModel, segments: Segments, upper_layers: int,
                     progress: bool = True) -> TeacherOutputs:
     """`teacher_targets` of every training row, computed once on first use (see `core.teacher_cache`)."""
     def outputs_of(batch: dict) -> dict:
-        return teacher_targets(kind, teacher.to(next(iter(batch.values())).device).eval(), batch, upper_layers)
+        return teacher_targets(teacher.to(next(iter(batch.values())).device).eval(), batch, upper_layers)
 
     return TeacherOutputs(outputs_of, segments.tensors, progress=progress)
 
 
-def joint_attention_mask(kind: str, inputs: dict) -> torch.Tensor:
-    """The mask over `[question; passage]` rows as the encoder sees them (one row per option for RACE)."""
-    question, passage = inputs["question_attention_mask"], inputs["passage_attention_mask"]
-    if kind == "choice":  # one article per question, repeated for each option row
-        passage = passage.repeat_interleave(question.shape[1], dim=0)
-        question = question.flatten(0, 1)
-    return torch.cat([question, passage], dim=1)
-
-
 @torch.inference_mode()
-def predict(model: DeFormerPreTrainedModel, segments: Segments, batch_size: int = 64, kind: str | None = None,
+def predict(model: DeFormerPreTrainedModel, segments: Segments, batch_size: int = 64,
             progress: bool = True) -> torch.Tensor:
-    """Logits for every row (spans: (rows, 2, passage_length)), computed without any cache."""
+    """The head's logits for every row (spans: (rows, 2, passage_length)), computed without any cache."""
     model.eval()
-    kind = kind or kind_of(model)
     device = next(model.parameters()).device
     chunks = []
     for lo in tqdm(range(0, len(segments), batch_size), desc="predict", disable=not progress, mininterval=30):
         batch = {k: v.to(device) for k, v in model_inputs(segments.rows(slice(lo, lo + batch_size))).items()}
-        chunks.append(output_logits(kind, model(**batch)).float().cpu())
+        chunks.append(model.distilled_logits(model(**batch)).float().cpu())
     return torch.cat(chunks)
 
 
-def kind_of(model: torch.nn.Module) -> str:
-    for kind, cls in HEADS.items():
-        if isinstance(model, cls):
-            return kind
-    names = ", ".join(c.__name__ for c in HEADS.values())
-    raise TypeError(f"{type(model).__name__} is not a DeFormer task model ({names})")
-
-
 class DeFormerTask:
-    """One task at one set of segment lengths: its inputs, its model head and its metric."""
+    """One task at one set of segment lengths: its inputs, its model head and its metric. One subclass per kind of
+    task (`SpanTask`, `PairTask`, `ChoiceTask`); `deformer_task` picks it by the task's name."""
+
+    head: type[DeFormerPreTrainedModel]
+    metric = "accuracy"
+    writes_predictions = False  # the official answer file (SQuAD)
 
     def __init__(self, name: str, tokenizer, question_length: int, passage_length: int, doc_stride: int | None = None,
                  max_answer_length: int = 30) -> None:
-        if name not in TASK_KINDS:
-            raise ValueError(f"DeFormer runs on {sorted(TASK_KINDS)}, not {name!r}")
-        self.name, self.kind, self.tokenizer = name, TASK_KINDS[name], tokenizer
+        self.name, self.tokenizer = name, tokenizer
         self.question_length, self.passage_length = question_length, passage_length
         self.doc_stride = doc_stride if doc_stride is not None else max(1, (passage_length - 1) // 2)
         self.max_answer_length = max_answer_length
-        self.metric = "f1" if self.kind == "span" else "accuracy"
-        self.head = HEADS[self.kind]
-        self.num_labels = len(data.get_task(name).label_names) if self.kind == "pair" else None
 
     def settings(self) -> dict:
         return {"task": self.name, "question_length": self.question_length, "passage_length": self.passage_length,
@@ -200,22 +170,10 @@ class DeFormerTask:
         return data.subsample(data.load_task(self.name, split), n, seed=seed)
 
     def segments(self, ds, train: bool = False) -> Segments:
-        q, p = self.question_length, self.passage_length
-        col = lambda name: list(ds[name])  # noqa: E731 (datasets returns a lazy column)
-        if self.kind == "span":
-            answers = col("answers")
-            return squad_segments(self.tokenizer, col("question"), col("context"), q, p, self.doc_stride,
-                                  answer_starts=[a["answer_start"][0] for a in answers] if train else None,
-                                  answer_texts=[a["text"][0] for a in answers] if train else None)
-        labels = [int(x) for x in ds["label"]]
-        if self.kind == "pair":
-            question, passage = PAIR_COLUMNS[self.name]
-            return pair_segments(self.tokenizer, col(question), col(passage), q, p, labels)
-        return choice_segments(self.tokenizer, col("question"), col("options"), col("article"), q, p, labels)
+        raise NotImplementedError
 
     def new_model(self, backbone: str, split_layer: int = 0) -> DeFormerPreTrainedModel:
-        extra = {"num_labels": self.num_labels} if self.num_labels else {}
-        return self.head.from_backbone(backbone, split_layer=split_layer, **extra)
+        return self.head.from_backbone(backbone, split_layer=split_layer)
 
     def load_model(self, path: str | Path, split_layer: int | None = None) -> DeFormerPreTrainedModel:
         kw = {"split_layer": split_layer} if split_layer is not None else {}
@@ -224,14 +182,6 @@ class DeFormerTask:
 
     def score(self, logits: torch.Tensor, ds, segments: Segments,
               predictions_file: str | Path | None = None) -> dict[str, float]:
-        """The task's metric; for SQuAD, the answers are also written to `predictions_file` in the official
-        `{question id: answer text}` format, which the official evaluate-v1.1.py script scores."""
-        if self.kind == "span":
-            answers = best_spans(logits[:, 0], logits[:, 1], segments, list(ds["context"]),
-                                 self.max_answer_length)
-            if predictions_file is not None:
-                write_predictions(dict(zip(ds["id"], answers)), predictions_file)
-            return metrics.compute("squad_v1", predictions=answers, references=[a["text"] for a in ds["answers"]])
         return metrics.compute("accuracy", predictions=logits.argmax(-1).tolist(),
                                references=[int(x) for x in ds["label"]])
 
@@ -240,9 +190,70 @@ class DeFormerTask:
                  kept_in: Path | None = None) -> dict[str, float]:
         """`kept_in`: a folder where the logits are kept and found again (see `kept_outputs`)."""
         segments = segments if segments is not None else self.segments(ds)
-        compute = lambda: predict(model, segments, batch_size, self.kind, progress)  # noqa: E731
+        compute = lambda: predict(model, segments, batch_size, progress)  # noqa: E731
         logits = compute() if kept_in is None else kept_outputs(kept_in, model, segments.tensors, compute)
         return self.score(logits, ds, segments, predictions_file)
+
+
+class SpanTask(DeFormerTask):
+    """SQuAD: windows over the passage, an answer span in each; F1 and EM of the best span per question."""
+
+    head = DeFormerForQuestionAnswering
+    metric = "f1"
+    writes_predictions = True
+
+    def segments(self, ds, train: bool = False) -> Segments:
+        answers = list(ds["answers"])
+        return squad_segments(self.tokenizer, list(ds["question"]), list(ds["context"]), self.question_length,
+                              self.passage_length, self.doc_stride,
+                              answer_starts=[a["answer_start"][0] for a in answers] if train else None,
+                              answer_texts=[a["text"][0] for a in answers] if train else None)
+
+    def score(self, logits: torch.Tensor, ds, segments: Segments,
+              predictions_file: str | Path | None = None) -> dict[str, float]:
+        """F1 and EM; the answers are also written to `predictions_file` in the official `{question id: answer
+        text}` format, which the official evaluate-v1.1.py script scores."""
+        answers = best_spans(logits[:, 0], logits[:, 1], segments, list(ds["context"]), self.max_answer_length)
+        if predictions_file is not None:
+            write_predictions(dict(zip(ds["id"], answers)), predictions_file)
+        return metrics.compute("squad_v1", predictions=answers, references=[a["text"] for a in ds["answers"]])
+
+
+class PairTask(DeFormerTask):
+    """A text pair classified from the question segment's [CLS], the other text cached (`PAIR_COLUMNS`)."""
+
+    head = DeFormerForSequenceClassification
+
+    def segments(self, ds, train: bool = False) -> Segments:
+        question, passage = PAIR_COLUMNS[self.name]
+        return pair_segments(self.tokenizer, list(ds[question]), list(ds[passage]), self.question_length,
+                             self.passage_length, [int(x) for x in ds["label"]])
+
+    def new_model(self, backbone: str, split_layer: int = 0) -> DeFormerPreTrainedModel:
+        return self.head.from_backbone(backbone, split_layer=split_layer,
+                                       num_labels=len(data.get_task(self.name).label_names))
+
+
+class ChoiceTask(DeFormerTask):
+    """RACE: each option fills or follows its question in the question segment; the article is cached."""
+
+    head = DeFormerForMultipleChoice
+
+    def segments(self, ds, train: bool = False) -> Segments:
+        return choice_segments(self.tokenizer, list(ds["question"]), list(ds["options"]), list(ds["article"]),
+                               self.question_length, self.passage_length, [int(x) for x in ds["label"]])
+
+
+TASKS: dict[str, type[DeFormerTask]] = {"squad": SpanTask, "race": ChoiceTask,
+                                        **{name: PairTask for name in PAIR_COLUMNS}}
+
+
+def deformer_task(name: str, tokenizer, question_length: int, passage_length: int, doc_stride: int | None = None,
+                  max_answer_length: int = 30) -> DeFormerTask:
+    """The task `name` at these segment lengths."""
+    if name not in TASKS:
+        raise ValueError(f"DeFormer runs on {sorted(TASKS)}, not {name!r}")
+    return TASKS[name](name, tokenizer, question_length, passage_length, doc_stride, max_answer_length)
 
 
 def write_predictions(answers: dict[str, str], path: str | Path) -> None:
@@ -252,21 +263,16 @@ def write_predictions(answers: dict[str, str], path: str | Path) -> None:
         tmp.write_text(json.dumps(answers, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
 
 
-def fine_tune(task: DeFormerTask, model: DeFormerPreTrainedModel, train_segments: Segments, output_dir: str | Path,
-              weights: LossWeights = TASK_LOSS_ONLY, teacher: DeFormerPreTrainedModel | TeacherOutputs | None = None,
-              epochs: int = 1, lr: float = 5e-5, batch_size: int = 16, warmup_ratio: float = 0.1, seed: int = 42,
-              max_steps: int | None = None, save_every_steps: int | None = None, precision: str = "fp32",
-              progress: bool = True) -> tuple[DeFormerPreTrainedModel, TrainResult]:
+def fine_tune(task: DeFormerTask, model: DeFormerPreTrainedModel, train_segments: Segments, config: TrainConfig,
+              weights: LossWeights = TASK_LOSS_ONLY, teacher: DeFormerPreTrainedModel | TeacherOutputs | None = None
+              ) -> tuple[DeFormerPreTrainedModel, TrainResult]:
     """Train (or resume, or find already trained in `output_dir`) and return the trained model from disk.
 
     No checkpoint selection: the last epoch is kept (SQuAD has no labelled split besides the dev set we report on).
     """
-    config = TrainConfig(output_dir=str(output_dir), epochs=epochs, lr=lr, batch_size=batch_size,
-                         warmup_ratio=warmup_ratio, seed=seed, max_steps=max_steps,
-                         save_every_steps=save_every_steps, precision=precision, progress=progress)
     k = model.config.split_layer
     rows = TensorDictDataset(train_segments.tensors, index=isinstance(teacher, TeacherOutputs))
-    return train_and_reload(model, rows, deformer_loss(task.kind, weights),
+    return train_and_reload(model, rows, deformer_loss(weights),
                             config, teacher=teacher if weights.needs_teacher else None,
                             load=lambda path: task.load_model(path, split_layer=k))
 
@@ -309,7 +315,7 @@ class Experiment:
     def __init__(self, recipe: Recipe, backbone: str, out_dir: str | Path, progress: bool = True) -> None:
         from pairlib.core.backbone import load_tokenizer
         self.recipe, self.backbone, self.progress = recipe, backbone, progress
-        self.task = DeFormerTask(recipe.task, load_tokenizer(backbone), recipe.question_length,
+        self.task = deformer_task(recipe.task, load_tokenizer(backbone), recipe.question_length,
                                  recipe.passage_length, recipe.doc_stride)
         self.out_dir = Path(out_dir)
         self.train_set = self.task.load("train", recipe.train_examples)
@@ -328,10 +334,9 @@ class Experiment:
     def _fit(self, name: str, model, weights: LossWeights, teacher, epochs: int, segments: Segments, **extra):
         r = self.recipe
         out = self.artifact_dir(name, **extra)
-        trained, result = fine_tune(self.task, model, segments, out, weights, teacher, epochs=epochs, lr=r.lr,
-                                    batch_size=r.batch_size, warmup_ratio=r.warmup_ratio, seed=r.seed,
-                                    max_steps=r.max_steps, save_every_steps=r.save_every_steps,
-                                    precision=r.training_precision(), progress=self.progress)
+        trained, result = fine_tune(self.task, model, segments,
+                                    r.train_config(out, progress=self.progress, epochs=epochs, lr=r.lr), weights,
+                                    teacher)
         if all(r["folder"] != out.name for r in self.records):  # a model read back again (or recorded): one row
             self.records.append({"model": name, "folder": out.name,
                                  **run_record(result, weights, trained.config.split_layer, len(segments))})
@@ -405,7 +410,7 @@ class Experiment:
             return teacher
         key = (subset if segments is not self.train_segments else None, upper)
         if self._teacher_cache is None or self._teacher_cache[0] != key:
-            self._teacher_cache = key, teacher_outputs(self.task.kind, teacher, segments, upper, self.progress)
+            self._teacher_cache = key, teacher_outputs(teacher, segments, upper, self.progress)
         return self._teacher_cache[1]
 
     def release_teacher_outputs(self) -> None:
@@ -448,7 +453,7 @@ class Experiment:
             ds, segments = self.eval_set, self.eval_segments
         elif segments is None:
             segments = self.task.segments(ds)
-        answers = self.predictions_file(model) if own and self.task.kind == "span" else None
+        answers = self.predictions_file(model) if own and self.task.writes_predictions else None
         return self.task.evaluate(model, ds, segments, progress=self.progress, predictions_file=answers,
                                   kept_in=self.out_dir / "artifacts" / f"deformer-{self.task.name}-eval-logits")
 

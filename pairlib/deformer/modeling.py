@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel, PreTrainedModel
 from transformers.masking_utils import create_bidirectional_mask
@@ -145,6 +147,13 @@ class DeFormerModel(DeFormerPreTrainedModel):
 
 
 class _WithDeFormer(DeFormerPreTrainedModel):
+    """What every DeFormer task head shares, and what distillation asks of a head: the labels its loss reads
+    (`label_names`, as Hugging Face's Trainer names them), the logits KD compares (`distilled_logits`), the mask over
+    the joint `[question; passage]` rows LRS compares states under (`joint_attention_mask`), and how the upper
+    layers' states of one training row are laid out (`states_per_example` / `states_per_row`)."""
+
+    label_names: ClassVar[tuple[str, ...]] = ("labels",)
+
     def __init__(self, config: DeFormerConfig) -> None:
         super().__init__(config)
         self.deformer = DeFormerModel(config)
@@ -153,9 +162,30 @@ class _WithDeFormer(DeFormerPreTrainedModel):
     def encode_passage(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.deformer.encode_passage(input_ids, attention_mask)
 
+    def distilled_logits(self, out: ModelOutput) -> torch.Tensor:
+        """The distribution KD compares: the class logits."""
+        return out.logits
+
+    def joint_attention_mask(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The mask over the `[question; passage]` rows the encoder's upper layers run on."""
+        return torch.cat([inputs["question_attention_mask"], inputs["passage_attention_mask"]], dim=1)
+
+    def states_per_example(self, states: tuple[torch.Tensor, ...], examples: int) -> tuple[torch.Tensor, ...]:
+        """Upper-layer states as kept per training example (one row each here)."""
+        return tuple(states)
+
+    def states_per_row(self, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Kept states back in the rows the encoder runs on."""
+        return states
+
+
+def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    return None if labels is None else F.cross_entropy(logits, labels)
+
 
 @dataclass
 class SpanOutput(ModelOutput):
+    loss: torch.Tensor | None = None  # with start and end positions: the mean of their cross-entropies
     start_logits: torch.Tensor | None = None  # over passage tokens only
     end_logits: torch.Tensor | None = None
     upper_hidden_states: tuple[torch.Tensor, ...] | None = None
@@ -164,23 +194,34 @@ class SpanOutput(ModelOutput):
 class DeFormerForQuestionAnswering(_WithDeFormer):
     """Span QA: start and end logits over the passage's tokens (padding masked to -inf)."""
 
+    label_names = ("start_positions", "end_positions")
+
     def __init__(self, config: DeFormerConfig) -> None:
         super().__init__(config)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.post_init()
 
-    def forward(self, **inputs) -> SpanOutput:
+    def forward(self, start_positions: torch.Tensor | None = None, end_positions: torch.Tensor | None = None,
+                **inputs) -> SpanOutput:
         out = self.deformer(**inputs)
         passage = out.last_hidden_state[:, out.question_length:]
         logits = self.qa_outputs(passage)
         pad = out.attention_mask[:, out.question_length:] == 0
         logits = logits.masked_fill(pad[..., None], torch.finfo(logits.dtype).min)
-        return SpanOutput(start_logits=logits[..., 0], end_logits=logits[..., 1],
-                          upper_hidden_states=out.upper_hidden_states)
+        start, end = logits[..., 0], logits[..., 1]
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = (F.cross_entropy(start, start_positions) + F.cross_entropy(end, end_positions)) / 2
+        return SpanOutput(loss=loss, start_logits=start, end_logits=end, upper_hidden_states=out.upper_hidden_states)
+
+    def distilled_logits(self, out: SpanOutput) -> torch.Tensor:
+        """Start and end logits as two rows: KD compares each distribution over the passage's tokens."""
+        return torch.stack([out.start_logits, out.end_logits], dim=1)
 
 
 @dataclass
 class ClassifierOutput(ModelOutput):
+    loss: torch.Tensor | None = None  # with labels: their cross-entropy
     logits: torch.Tensor | None = None
     upper_hidden_states: tuple[torch.Tensor, ...] | None = None
 
@@ -193,10 +234,11 @@ class DeFormerForSequenceClassification(_WithDeFormer):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(self, **inputs) -> ClassifierOutput:
+    def forward(self, labels: torch.Tensor | None = None, **inputs) -> ClassifierOutput:
         out = self.deformer(**inputs)
         logits = self.classifier(self.dropout(out.last_hidden_state[:, 0]))
-        return ClassifierOutput(logits=logits, upper_hidden_states=out.upper_hidden_states)
+        return ClassifierOutput(loss=_cross_entropy(logits, labels), logits=logits,
+                                upper_hidden_states=out.upper_hidden_states)
 
 
 class DeFormerForMultipleChoice(_WithDeFormer):
@@ -204,7 +246,8 @@ class DeFormerForMultipleChoice(_WithDeFormer):
     whose lower layers run once per example, not once per option.
 
     Inputs: question_input_ids / question_attention_mask of shape (batch, choices, q_len); passage inputs or
-    states of shape (batch, p_len[, hidden]); logits of shape (batch, choices).
+    states of shape (batch, p_len[, hidden]); logits of shape (batch, choices). The upper layers run on one row per
+    option, so distillation keeps their states per question (`states_per_example`) and flattens them back.
     """
 
     def __init__(self, config: DeFormerConfig) -> None:
@@ -215,7 +258,7 @@ class DeFormerForMultipleChoice(_WithDeFormer):
     def forward(self, question_input_ids: torch.Tensor, question_attention_mask: torch.Tensor,
                 passage_input_ids: torch.Tensor | None = None, passage_attention_mask: torch.Tensor | None = None,
                 passage_states: torch.Tensor | None = None, output_upper_hidden_states: bool = False,
-                **_) -> ClassifierOutput:
+                labels: torch.Tensor | None = None, **_) -> ClassifierOutput:
         b, c, q_len = question_input_ids.shape
         if passage_states is None and self.deformer.split_layer > 0:
             passage_states = self.encode_passage(passage_input_ids, passage_attention_mask)
@@ -229,7 +272,21 @@ class DeFormerForMultipleChoice(_WithDeFormer):
                             passage_states=per_choice(passage_states),
                             output_upper_hidden_states=output_upper_hidden_states)
         logits = self.classifier(self.dropout(out.last_hidden_state[:, 0])).view(b, c)
-        return ClassifierOutput(logits=logits, upper_hidden_states=out.upper_hidden_states)
+        return ClassifierOutput(loss=_cross_entropy(logits, labels), logits=logits,
+                                upper_hidden_states=out.upper_hidden_states)
+
+    def joint_attention_mask(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One article per question, repeated for each option's row."""
+        question, passage = inputs["question_attention_mask"], inputs["passage_attention_mask"]
+        passage = passage.repeat_interleave(question.shape[1], dim=0)
+        return torch.cat([question.flatten(0, 1), passage], dim=1)
+
+    def states_per_example(self, states: tuple[torch.Tensor, ...], examples: int) -> tuple[torch.Tensor, ...]:
+        """(questions x options, ...) -> (questions, options, ...): one entry per training row."""
+        return tuple(h.unflatten(0, (examples, -1)) for h in states)
+
+    def states_per_row(self, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [h.flatten(0, 1) for h in states]
 
 
 AutoConfig.register("deformer", DeFormerConfig, exist_ok=True)

@@ -25,8 +25,8 @@ from tqdm import tqdm
 from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir, kept_outputs, written_atomically
 from pairlib.core.backbone import backbone_identity, load_tokenizer
+from pairlib.core.recipe import RecipeBase
 from pairlib.core.train import (
-    RecipeBase,
     TensorDictDataset,
     TrainConfig,
     TrainResult,
@@ -231,11 +231,8 @@ class DiPairExperiment:
         return artifact_dir(self.out_dir, f"dipair-{self.recipe.task}-{name}", settings)
 
     def _config(self, out: Path, epochs: int, lr: float, frozen=(), lr_by_prefix=None) -> TrainConfig:
-        r = self.recipe
-        return TrainConfig(output_dir=str(out), epochs=epochs, lr=lr, batch_size=r.batch_size,
-                           warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
-                           lr_by_prefix=lr_by_prefix or {}, save_every_steps=r.save_every_steps,
-                           precision=r.training_precision(), progress=self.progress)
+        return self.recipe.train_config(out, progress=self.progress, epochs=epochs, lr=lr, frozen=tuple(frozen),
+                                        lr_by_prefix=lr_by_prefix or {})
 
     def _record(self, name: str, stage: str, out: Path, pairs: int, epochs: int, lr: float,
                 result: TrainResult, new_layer_lr: float | None = None) -> None:

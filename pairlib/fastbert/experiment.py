@@ -20,7 +20,8 @@ from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir
 from pairlib.core.backbone import backbone_identity, load_tokenizer
 from pairlib.core.losses import self_distillation_loss
-from pairlib.core.train import RecipeBase, TensorDictDataset, TrainConfig, seed_new_weights, train_and_reload
+from pairlib.core.recipe import RecipeBase
+from pairlib.core.train import TensorDictDataset, seed_new_weights, train_and_reload
 from pairlib.fastbert.modeling import (
     FastBertForSequenceClassification,
     adaptive_from_all_layers,
@@ -111,11 +112,8 @@ class FastBertExperiment:
     def _fit(self, name: str, model, loss_fn, lr: float, epochs: int, frozen=(), lr_by_prefix=None, **extra):
         r = self.recipe
         out = self.artifact_dir(name, **extra)
-        config = TrainConfig(output_dir=str(out), epochs=epochs, lr=lr, batch_size=r.batch_size,
-                             warmup_ratio=r.warmup_ratio, seed=r.seed, max_steps=r.max_steps, frozen=tuple(frozen),
-                             lr_by_prefix=lr_by_prefix or {}, save_every_steps=r.save_every_steps,
-                             precision=r.training_precision(),
-                             progress=self.progress)
+        config = r.train_config(out, progress=self.progress, epochs=epochs, lr=lr, frozen=tuple(frozen),
+                                lr_by_prefix=lr_by_prefix or {})
         trained, result = train_and_reload(model, TensorDictDataset(self.train_tensors), loss_fn, config)
         if any(r["folder"] == out.name for r in self.records):  # asked for again (e.g. as distillation's start)
             return trained

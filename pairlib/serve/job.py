@@ -13,6 +13,7 @@ Two engines run the same tasks with the same worker:
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -34,6 +35,11 @@ from pairlib.serve.store import (
 )
 
 ENGINES = ("local", "ray")
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """Names a tokenizer by what it does: its class and its vocabulary."""
+    return ids_digest([type(tokenizer).__name__, json.dumps(tokenizer.get_vocab(), sort_keys=True)])
 PLURAL = {"passage": "passages", "query": "queries"}
 COLUMNS = {"passages": ("passage_id", "text"), "queries": ("query_id", "text"), "pairs": ("query_id", "passage_id")}
 
@@ -42,12 +48,26 @@ def read_table(path: str | Path, what: str) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ServeError(f"--{what}: no file {path}")
-    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    try:  # CSV read as text: an id `001` stays `001`, an empty field stays missing (not the word "nan")
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+    except Exception as e:  # pyarrow and pandas raise many kinds for a file that is not what its name says
+        raise ServeError(f"--{what} {path} cannot be read as {'Parquet' if path.suffix == '.parquet' else 'CSV'} "
+                         f"({type(e).__name__}: {e}); give a .parquet or .csv table with columns "
+                         f"{list(COLUMNS[what])}") from None
     lacking = [c for c in COLUMNS[what] if c not in table.columns]
     if lacking:
         raise ServeError(f"--{what} {path} lacks column(s) {lacking}; it needs {list(COLUMNS[what])} "
                          f"(it has {list(table.columns)})")
-    table = table[list(COLUMNS[what])].astype(str)
+    table = table[list(COLUMNS[what])]
+    if table.empty:
+        raise ServeError(f"--{what} {path} has no rows")
+    missing = table.isna()
+    if missing.any().any():
+        col = missing.any().idxmax()
+        rows = table.index[missing[col]][:3].tolist()
+        raise ServeError(f"--{what} {path}: column {col!r} is empty in row(s) {rows} (0-based); every row needs "
+                         f"{list(COLUMNS[what])}")
+    table = table.astype(str)
     if what != "pairs" and table.iloc[:, 0].duplicated().any():
         dup = table.iloc[:, 0][table.iloc[:, 0].duplicated()].unique()[:3].tolist()
         raise ServeError(f"--{what} {path}: ids must be unique, {dup} repeat")
@@ -101,13 +121,19 @@ class ScoreJob:
         used = {s: t[t[f"{s}_id"].isin(self.pair_table[f"{s}_id"])] for s, t in
                 (("passage", self.passage_table), ("query", self.query_table))}
         self.sides = used
-        for side, table in used.items():
-            prepare_store(self.out_dir / PLURAL[side], {"model": self.served.fingerprint, "kind": self.served.kind,
-                                                      "dtype": self.dtype, "ids": ids_digest(list(table.iloc[:, 0])),
-                                                      "shard_size": self.side_shard_size})
+        # a store is reused only when everything that made it is the same: model, texts, length, tokenizer, layout
+        sides = {side: {"model": self.served.fingerprint, "model_type": self.served.model_type, "dtype": self.dtype,
+                        "ids": ids_digest(list(table.iloc[:, 0])),
+                        "texts": ids_digest(list(table.iloc[:, 0] + "\t" + table.iloc[:, 1])),
+                        "length": self.served.side_length(side), "tokenizer": tokenizer_digest(self.served.tokenizer),
+                        "shard_size": self.side_shard_size} for side, table in used.items()}
+        for side, identity in sides.items():
+            prepare_store(self.out_dir / PLURAL[side], identity)
         prepare_store(self.out_dir / "scores", {"model": self.served.fingerprint, "dtype": self.dtype,
                                                 "pairs": ids_digest(list(self.pair_table.query_id + "\t" +
                                                                          self.pair_table.passage_id)),
+                                                "sides": ids_digest([json.dumps(sides[s], sort_keys=True)
+                                                                     for s in sorted(sides)]),
                                                 "shard_size": self.pair_shard_size})
 
     def _settings(self) -> dict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,9 @@ from pairlib.core.metrics import pair_scores
 from pairlib.deformer.modeling import DeFormerForSequenceClassification, tokenize_segment, tokenize_segments
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder, EncodedSide
 
-KINDS = {"dipair": DiPairModel, "pair-dual-encoder": DualEncoder, "deformer": DeFormerForSequenceClassification,
-         "pair-cross-encoder": CrossEncoder}
+# the model classes a saved folder's `model_type` loads as
+MODEL_CLASSES = {"dipair": DiPairModel, "pair-dual-encoder": DualEncoder, "deformer": DeFormerForSequenceClassification,
+                 "pair-cross-encoder": CrossEncoder}
 DTYPES = ("float16", "float32")
 DEVICES = ("cpu", "cuda")
 # used when the model's folder does not say (its training settings.json, one level up, usually does)
@@ -76,15 +78,19 @@ def _training_settings(folder: Path) -> dict:
 
 @dataclass
 class ServedModel:
+    """A loaded model and how it splits into per-text work (`encode`) and per-pair work (`score`). One subclass per
+    kind of model (`SERVED`, by the `model_type` a saved folder's config names)."""
+
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerBase
-    kind: str
     fingerprint: str
     query_length: int
     passage_length: int
     cross_length: int
     dtype: str = "float16"
     device: str = "cpu"
+
+    model_type: ClassVar[str]
 
     def to(self, device: str) -> "ServedModel":
         """The same model on `device` (`cpu` or `cuda`); stores stay numpy on the host either way."""
@@ -96,65 +102,124 @@ class ServedModel:
     def _host(self, t: torch.Tensor, dtype: str | type) -> np.ndarray:
         return t.float().cpu().numpy().astype(dtype)
 
-    @property
-    def caches_sides(self) -> bool:
-        if self.kind == "deformer":
-            return self.model.deformer.split_layer > 0
-        return self.kind != "pair-cross-encoder"
+    def _tensor(self, a: np.ndarray, dtype) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(a, dtype=dtype)).to(self.device)
 
     def _tokens(self, texts: list[str], length: int) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(texts, padding="max_length", truncation=True, max_length=length, return_tensors="pt")
         return {k: v.to(self.device) for k, v in enc.items()}
+
+    def side_length(self, side: str) -> int:
+        return self.query_length if side == "query" else self.passage_length
+
+    @property
+    def caches_sides(self) -> bool:
+        """Whether anything of one text alone can be computed once and kept (else a side is its text)."""
+        return True
 
     @torch.inference_mode()
     def encode(self, side: str, texts: list[str]) -> dict[str, np.ndarray]:
         """What one side's texts give alone: the arrays a store keeps per text."""
         if not self.caches_sides:
             return {"text": np.asarray(texts, dtype=object)}
-        if self.kind == "deformer":  # the segments as DeFormer reads them: `[CLS] q [SEP]` and `p [SEP]`
-            if side == "query":
-                ids, mask = tokenize_segment(self.tokenizer, texts, self.query_length, "question")
-                encode = self.model.deformer.encode_question
-            else:
-                ids, mask = tokenize_segment(self.tokenizer, texts, self.passage_length, "passage")
-                encode = self.model.encode_passage
-            states = encode(ids.to(self.device), mask.to(self.device))
-            return {"states": self._host(states, self.dtype), "mask": mask.numpy().astype(np.int8)}
-        enc = self._tokens(texts, self.query_length if side == "query" else self.passage_length)
-        encode = self.model.encode_query if side == "query" else self.model.encode_passage
-        out = encode(enc["input_ids"], enc["attention_mask"])
-        if self.kind == "dipair":
-            return {"states": self._host(out.states, self.dtype), "mask": self._host(out.mask, np.int8)}
-        return {"vector": self._host(out, self.dtype)}
+        return self._encode(side, texts)
+
+    def _encode(self, side: str, texts: list[str]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
 
     @torch.inference_mode()
     def score(self, query: dict[str, np.ndarray], passage: dict[str, np.ndarray]) -> np.ndarray:
         """Scores of aligned rows: query[i] with passage[i]."""
-        def tensor(a: np.ndarray, dtype) -> torch.Tensor:
-            return torch.from_numpy(np.asarray(a, dtype=dtype)).to(self.device)
+        return self._host(self._score(query, passage), np.float32)
 
-        if self.kind == "dipair":
-            def side(a):
-                return EncodedSide(states=tensor(a["states"], np.float32), mask=tensor(a["mask"], np.int64))
-            scores = self.model.score(side(query), side(passage))
-        elif self.kind == "deformer":
-            if self.caches_sides:
-                inputs = {"question_states": tensor(query["states"], np.float32),
-                          "question_attention_mask": tensor(query["mask"], np.int64),
-                          "passage_states": tensor(passage["states"], np.float32),
-                          "passage_attention_mask": tensor(passage["mask"], np.int64)}
-            else:
-                inputs = {k: v.to(self.device) for k, v in tokenize_segments(
-                    self.tokenizer, list(query["text"]), list(passage["text"]), self.query_length,
-                    self.passage_length).items()}
-            scores = pair_scores(self.model(**inputs).logits)
-        elif self.kind == "pair-dual-encoder":
-            scores = self.model.score(tensor(query["vector"], np.float32), tensor(passage["vector"], np.float32))
+    def _score(self, query: dict[str, np.ndarray], passage: dict[str, np.ndarray]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ServedDiPair(ServedModel):
+    """Each side's kept, projected states; per pair, the head."""
+
+    model_type = "dipair"
+
+    def _encode(self, side: str, texts: list[str]) -> dict[str, np.ndarray]:
+        enc = self._tokens(texts, self.side_length(side))
+        encode = self.model.encode_query if side == "query" else self.model.encode_passage
+        out = encode(enc["input_ids"], enc["attention_mask"])
+        return {"states": self._host(out.states, self.dtype), "mask": self._host(out.mask, np.int8)}
+
+    def _score(self, query, passage) -> torch.Tensor:
+        def side(a):
+            return EncodedSide(states=self._tensor(a["states"], np.float32), mask=self._tensor(a["mask"], np.int64))
+        return self.model.score(side(query), side(passage))
+
+
+class ServedDualEncoder(ServedModel):
+    """Each side's pooled vector; per pair, the cosine (or the small FFNN)."""
+
+    model_type = "pair-dual-encoder"
+
+    def _encode(self, side: str, texts: list[str]) -> dict[str, np.ndarray]:
+        enc = self._tokens(texts, self.side_length(side))
+        encode = self.model.encode_query if side == "query" else self.model.encode_passage
+        return {"vector": self._host(encode(enc["input_ids"], enc["attention_mask"]), self.dtype)}
+
+    def _score(self, query, passage) -> torch.Tensor:
+        return self.model.score(self._tensor(query["vector"], np.float32), self._tensor(passage["vector"], np.float32))
+
+
+class ServedDeFormer(ServedModel):
+    """Each side's lower-layer states, as DeFormer reads its segments (`[CLS] q [SEP]` and `p [SEP]`); per pair,
+    the upper layers and the classifier. At split 0 (the original model) nothing is cached."""
+
+    model_type = "deformer"
+
+    @property
+    def caches_sides(self) -> bool:
+        return self.model.deformer.split_layer > 0
+
+    def _encode(self, side: str, texts: list[str]) -> dict[str, np.ndarray]:
+        if side == "query":
+            ids, mask = tokenize_segment(self.tokenizer, texts, self.query_length, "question")
+            encode = self.model.deformer.encode_question
         else:
-            enc = self.tokenizer(list(query["text"]), list(passage["text"]), padding="max_length",
-                                 truncation="longest_first", max_length=self.cross_length, return_tensors="pt")
-            scores = self.model(**{k: v.to(self.device) for k, v in enc.items()})
-        return self._host(scores, np.float32)
+            ids, mask = tokenize_segment(self.tokenizer, texts, self.passage_length, "passage")
+            encode = self.model.encode_passage
+        states = encode(ids.to(self.device), mask.to(self.device))
+        return {"states": self._host(states, self.dtype), "mask": mask.numpy().astype(np.int8)}
+
+    def _score(self, query, passage) -> torch.Tensor:
+        if self.caches_sides:
+            inputs = {"question_states": self._tensor(query["states"], np.float32),
+                      "question_attention_mask": self._tensor(query["mask"], np.int64),
+                      "passage_states": self._tensor(passage["states"], np.float32),
+                      "passage_attention_mask": self._tensor(passage["mask"], np.int64)}
+        else:
+            inputs = {k: v.to(self.device) for k, v in tokenize_segments(
+                self.tokenizer, list(query["text"]), list(passage["text"]), self.query_length,
+                self.passage_length).items()}
+        return pair_scores(self.model(**inputs).logits)
+
+
+class ServedCrossEncoder(ServedModel):
+    """Nothing can be computed per side; per pair, the whole encoder over `[CLS] query [SEP] passage [SEP]`."""
+
+    model_type = "pair-cross-encoder"
+
+    @property
+    def caches_sides(self) -> bool:
+        return False
+
+    def side_length(self, side: str) -> int:
+        return self.cross_length
+
+    def _score(self, query, passage) -> torch.Tensor:
+        enc = self.tokenizer(list(query["text"]), list(passage["text"]), padding="max_length",
+                             truncation="longest_first", max_length=self.cross_length, return_tensors="pt")
+        return self.model(**{k: v.to(self.device) for k, v in enc.items()})
+
+
+SERVED: dict[str, type[ServedModel]] = {c.model_type: c for c in (ServedDiPair, ServedDualEncoder, ServedDeFormer,
+                                                                   ServedCrossEncoder)}
 
 
 def check_device(device: str, visible_here: bool = True) -> None:
@@ -168,7 +233,7 @@ def check_device(device: str, visible_here: bool = True) -> None:
 
 def load_served_model(model_dir: str | Path, tokenizer: str | None = None, dtype: str = "float16",
                       device: str = "cpu", **lengths: int | None) -> ServedModel:
-    """A saved model folder (a notebook's `<artifact>/best`, or any `save_pretrained` folder of the kinds above).
+    """A saved model folder (a notebook's `<artifact>/best`, or any `save_pretrained` folder of the types above).
     The tokenizer and the lengths come from the folder, else from the training settings beside it, else from the
     arguments; anything still missing is an error that says which argument to give."""
     folder = Path(model_dir)
@@ -178,18 +243,24 @@ def load_served_model(model_dir: str | Path, tokenizer: str | None = None, dtype
     if dtype not in DTYPES:
         raise ServeError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     config = json.loads((folder / "config.json").read_text())
-    kind = config.get("model_type")
-    if kind not in KINDS:
-        raise ServeError(f"{folder} holds a model of kind {kind!r}, which does not score pairs here; kinds that do: "
-                         f"{', '.join(KINDS)} (DiPair, DE-Cos / DE-FFNN, DeFormer, cross-encoder)")
+    model_type = config.get("model_type")
+    if model_type not in SERVED:
+        raise ServeError(f"{folder} holds a model of type {model_type!r}, which does not score pairs here; types that "
+                         f"do: {', '.join(SERVED)} (DiPair, DE-Cos / DE-FFNN, DeFormer, cross-encoder)")
     labels = len(config.get("id2label") or {0: "LABEL_0", 1: "LABEL_1"})  # transformers' default is two
-    if kind == "deformer" and (config.get("architectures") != ["DeFormerForSequenceClassification"] or labels > 2):
+    if model_type == "deformer" and (config.get("architectures") != ["DeFormerForSequenceClassification"] or labels > 2):
         raise ServeError(f"{folder} holds a DeFormer {config.get('architectures')} with {labels} labels; one score "
                          "per pair needs a pair classifier (DeFormerForSequenceClassification) with one or two labels")
+    longest = int(config.get("max_position_embeddings", 512))
+    for name, value in lengths.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= longest):
+            raise ServeError(f"{name} must be a whole number from 1 to {longest} (the model's positions), got "
+                             f"{value!r}; leave it out to use the length the model was trained with")
     settings = _training_settings(folder)
     # DeFormer's recipes name the query side `question_length`
     settings.setdefault("query_length", settings.get("question_length"))
-    chosen = {k: lengths.get(k) or settings.get(k) or DEFAULT_LENGTHS[k] for k in DEFAULT_LENGTHS}
+    chosen = {k: next(v for v in (lengths.get(k), settings.get(k), DEFAULT_LENGTHS[k]) if v is not None)
+              for k in DEFAULT_LENGTHS}
     if tokenizer is not None:
         tok = load_tokenizer(tokenizer)
     elif (folder / "tokenizer_config.json").is_file():
@@ -200,5 +271,5 @@ def load_served_model(model_dir: str | Path, tokenizer: str | None = None, dtype
         raise ServeError(f"{folder} has no tokenizer and no training settings naming its backbone: pass --tokenizer "
                          "(e.g. minilm-l6)")
     with quiet_transformers():
-        model = KINDS[kind].from_pretrained(folder).eval()
-    return ServedModel(model, tok, kind, model_fingerprint(folder), dtype=dtype, **chosen).to(device)
+        model = MODEL_CLASSES[model_type].from_pretrained(folder).eval()
+    return SERVED[model_type](model, tok, model_fingerprint(folder), dtype=dtype, **chosen).to(device)

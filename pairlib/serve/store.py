@@ -48,6 +48,9 @@ def prepare_store(folder: Path, identity: dict) -> None:
                 raise ServeError(f"{folder} was built with {key}={found.get(key)!r}, this job has {value!r}: "
                                  "use another --out, or delete that folder to build it again")
         return
+    if folder.is_dir() and any(folder.iterdir()):
+        raise ServeError(f"{folder} holds files but no manifest.json, so nothing says what built them: use another "
+                         "--out, or delete that folder to build it again")
     folder.mkdir(parents=True, exist_ok=True)
     write_atomically(manifest, lambda p: p.write_text(json.dumps(identity, indent=1) + "\n"))
 

@@ -101,7 +101,7 @@ def fastbert_candidate(name: str, model: FastBertForSequenceClassification, tens
 def deformer_candidate(name: str, model: DeFormerPreTrainedModel, segments: Segments, cache: PassageCache,
                        progress: bool = False) -> Candidate:
     """DeFormer answering from its passage cache (k > 0), or the original model (k = 0) reading pairs whole."""
-    logits = deformer_predict(model, segments, kind="pair", progress=progress)
+    logits = deformer_predict(model, segments, progress=progress)
     k = model.config.split_layer
 
     def serve(lo: int, hi: int) -> Callable[[], object]:

@@ -259,12 +259,12 @@ def squad_workloads(backbone: str, question_length: int, passage_length: int, do
         return model(**model_inputs(batch))
 
     upper = base.config.num_hidden_layers - split_layer
-    cached = teacher_outputs("span", teacher, exp.train_segments, upper, progress=False)
-    distil = deformer_loss("span", PAPER_SQUAD_WEIGHTS)
-    return [Workload("original model (SQuAD)", original, deformer_loss("span", TASK_LOSS_ONLY), tensors, forward,
+    cached = teacher_outputs(teacher, exp.train_segments, upper, progress=False)
+    distil = deformer_loss(PAPER_SQUAD_WEIGHTS)
+    return [Workload("original model (SQuAD)", original, deformer_loss(TASK_LOSS_ONLY), tensors, forward,
                      length=shape),
             Workload("original model, no attention dropout (SQuAD)", without_attention_dropout,
-                     deformer_loss("span", TASK_LOSS_ONLY), tensors, forward, length=shape),
+                     deformer_loss(TASK_LOSS_ONLY), tensors, forward, length=shape),
             Workload(f"DeFormer k={split_layer}, KD + LRS (SQuAD)", deformer, distil, tensors, forward,
                      teacher=teacher, length=shape),
             Workload(f"DeFormer k={split_layer}, KD + LRS, teacher outputs cached (SQuAD)", deformer, distil,
