@@ -198,7 +198,7 @@ def plot_speedups(table: pd.DataFrame, title: str):
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from pairlib.study.report import plain_log_ticks
+    from pairlib.study.plots import plain_log_ticks
 
     rows = table[table.model != table.baseline]
     machine = rows.machine.fillna(rows.hardware) if "machine" in rows else rows.hardware
