@@ -77,8 +77,8 @@ def test_yelp_full_test_is_derived_from_train_and_disjoint(loaded):
 
 
 def test_every_registered_task_has_a_count_check():
-    assert set(data.list_tasks(hub_only=False)) == set(MANIFEST_COUNTS) | {"squad_q2p"}
-    assert set(data.list_tasks()) - set(data.list_tasks(hub_only=False)) == {"ms_marco"}
+    assert set(data.list_tasks(offline=True)) == set(MANIFEST_COUNTS) | {"squad_q2p"}
+    assert set(data.list_tasks()) - set(data.list_tasks(offline=True)) == {"ms_marco"}
 
 
 def test_a_hub_only_task_offline_says_what_to_do():
@@ -324,3 +324,17 @@ def test_a_built_task_is_kept_on_disk_for_the_next_process_until_its_files_chang
     data._load_local_once.cache_clear()
     with pytest.raises(AssertionError, match="built again"):
         data.load_task("race", root=root)
+
+
+def test_a_comment_or_docstring_edit_rebuilds_no_task_but_a_code_edit_does(tmp_path):
+    from pairlib.core.data.registry import code_digest
+    module = tmp_path / "family.py"
+    module.write_text('"""Loaders."""\n\n\ndef load(root):\n    """Rows."""\n    return [1, 2]  # two rows\n')
+    before = code_digest(str(module))
+    module.write_text('"""Loaders, described anew."""\n\n\ndef load(root):\n    """The rows."""\n'
+                      '    # a new comment\n    return [1, 2]\n')
+    code_digest.cache_clear()
+    assert code_digest(str(module)) == before
+    module.write_text('"""Loaders."""\n\n\ndef load(root):\n    """Rows."""\n    return [1, 2, 3]\n')
+    code_digest.cache_clear()
+    assert code_digest(str(module)) != before

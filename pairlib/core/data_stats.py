@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from pairlib.core.data import Task, data_root
+from pairlib.core.data import Task, data_root, manifest_entries
 
 
 def split_summary(task: Task, dd: datasets.DatasetDict) -> pd.DataFrame:
@@ -66,20 +65,11 @@ def length_summary(task: str, split: str, lengths: np.ndarray, limits=(128, 256,
     return row
 
 
-def _manifest_checksums(root: Path) -> dict[str, str]:
-    """Stored-file sha256 per path, from the 'Files' tables of MANIFEST.md."""
-    manifest = root / "MANIFEST.md"
-    if not manifest.exists():
-        return {}
-    pat = re.compile(r"^\| `([^`]+)` \| [\d,]+ \| `([0-9a-f]{64})` \|")
-    return {m.group(1): m.group(2) for line in manifest.read_text(encoding="utf-8").splitlines()
-            if (m := pat.match(line))}
-
-
 def verify_files(task: Task, root: Path | None = None) -> pd.DataFrame:
     """sha256 of each local file the task reads, against the manifest's value."""
     root = root or data_root()
-    expected = _manifest_checksums(root)
+    expected = {path: sha for path, (_, sha) in manifest_entries(root).items()} if (root / "MANIFEST.md").is_file() \
+        else {}
     rows = []
     for f in task.files:
         path = root / f
