@@ -75,11 +75,10 @@ def test_amortised_cost_follows_the_formula():
 def test_each_model_is_named_by_every_setting_that_can_change_it_and_no_other():
     from dataclasses import fields
 
-    from pairlib.dipair.experiment import EVALUATION_FIELDS, MODEL_DEPENDENCIES
+    from pairlib.dipair.experiment import MODEL_DEPENDENCIES
     recipe = DiPairRecipe()
-    # precision names a folder only when it is not fp32 (tests/test_recipes.py)
-    every = set(recipe.settings_for("two-stage")) | set(EVALUATION_FIELDS) | set(recipe.RUN_ONLY) | {"precision"}
-    assert every == {f.name for f in fields(recipe)}
+    every = set(recipe.settings_for("two-stage")) | set(recipe.EVALUATION) | set(recipe.RUN_ONLY)
+    assert every == {f.name for f in fields(recipe)} | {"data", "schema"}
     changed = DiPairRecipe(stage1_epochs=7, student_lr=1e-3, eval_examples=5)
     assert recipe.settings_for("teacher") == changed.settings_for("teacher")
     assert recipe.settings_for("pool") == changed.settings_for("pool")

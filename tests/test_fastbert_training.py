@@ -68,10 +68,9 @@ def test_classifier_lr_applies_to_label_training_only_and_renames_only_its_own_f
     fast.distilled()
     lrs = {r["model"]: r["classifier_lr"] for r in fast.records}
     assert lrs == {"fine-tuned": 1e-3, "distilled": experiment.recipe.distill_lr}
-    # classifier_lr unset: the folder is named as before the setting existed, so trained models stay valid
     assert experiment.artifact_dir("fine-tuned").name != fast.artifact_dir("fine-tuned").name
-    # nor does save_every_steps, which changes no model
-    settings = {k: v for k, v in asdict(experiment.recipe).items()
-                if k not in ("classifier_lr", "save_every_steps", "precision")}  # precision: only when not fp32
+    # the folder is named by the recipe's model_settings (save_every_steps and the evaluation sample change no model)
+    settings = experiment.recipe.model_settings()
+    assert not {"save_every_steps", "eval_examples", "eval_split"} & set(settings)
     assert experiment.artifact_dir("fine-tuned") == artifact_dir(experiment.out_dir, "fastbert-ag_news-fine-tuned",
                                                                  {"backbone": "minilm-l6", **settings})

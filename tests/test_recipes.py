@@ -45,17 +45,16 @@ def test_save_every_steps_names_no_model_folder():
     assert "save_every_steps" not in DiPairRecipe(save_every_steps=50).settings_for("two-stage")
 
 
-def test_precision_names_the_folder_only_when_it_is_not_fp32(monkeypatch):
+def test_the_precision_a_model_trains_in_names_its_folder(monkeypatch):
     from pairlib.core import measure
     base = dict(task="squad", question_length=32, passage_length=160)
-    assert "precision" not in Recipe(**base).model_settings()  # folders named before the setting keep their names
+    assert Recipe(**base).model_settings()["precision"] == "fp32"
     assert Recipe(**base, precision="bf16").model_settings()["precision"] == "bf16"
     monkeypatch.setattr(measure, "native_bf16", lambda device=None: False)
-    assert "precision" not in Recipe(**base, precision="auto").model_settings()  # auto on a machine without bf16
+    assert Recipe(**base, precision="auto").model_settings()["precision"] == "fp32"  # auto on a machine without bf16
     monkeypatch.setattr(measure, "native_bf16", lambda device=None: True)
     assert Recipe(**base, precision="auto").training_precision() == "bf16"
     assert DiPairRecipe(precision="bf16").settings_for("teacher")["precision"] == "bf16"
-    assert "precision" not in DiPairRecipe().settings_for("teacher")
     with pytest.raises(ValueError, match="precision must be one of"):
         FastBertRecipe(task="ag_news", precision="fp16")
 
@@ -65,4 +64,40 @@ def test_a_task_whose_data_changed_names_new_model_folders():
     boolq = Recipe(task="boolq", question_length=8, passage_length=8).model_settings()
     squad = Recipe(task="squad", question_length=8, passage_length=8).model_settings()
     assert boolq["data"] == "official-train", "models trained on the derived BoolQ split must not be reused"
-    assert "data" not in squad, "folders of tasks whose data never changed keep their names"
+    assert squad["data"] == ""
+
+
+def _changed(value):
+    """Another valid value of a setting's kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value / 2
+    return None
+
+
+@pytest.mark.parametrize("recipe", [Recipe(task="squad", question_length=8, passage_length=16, train_examples=10,
+                                           eval_examples=10, doc_stride=4, max_steps=3, save_every_steps=2),
+                                    FastBertRecipe(task="ag_news", classifier_lr=1e-3, max_steps=3, eval_examples=5),
+                                    DiPairRecipe(max_steps=3, eval_examples=5, train_examples=10, stage2_head_lr=1e-5)],
+                         ids=lambda r: type(r).__name__)
+def test_each_declared_setting_names_the_folder_and_no_other_does(recipe):
+    """One mechanism: every recipe setting names the model's folder except those declared run-only or evaluation
+    settings; the project's schema names every folder."""
+    import dataclasses
+
+    from pairlib.core.recipe import SCHEMA
+    base = recipe.model_settings()
+    assert base["schema"] == SCHEMA
+    for f in dataclasses.fields(recipe):
+        value = getattr(recipe, f.name)
+        new = {"eval_split": "train", "task": "squad_q2p", "precision": "bf16"}.get(f.name, _changed(value))
+        if new is None or new == value:
+            continue
+        changed = dataclasses.replace(recipe, **{f.name: new}).model_settings()
+        if f.name in (*recipe.RUN_ONLY, *recipe.EVALUATION):
+            assert changed == base, f"{f.name} changes no model but renamed its folder"
+        else:
+            assert changed != base, f"{f.name} can change a model but does not name its folder"

@@ -28,11 +28,16 @@ def typed_path(value: str | Path) -> Path:
     return path if path.is_absolute() else Path(os.environ.get("PWD") or os.getcwd()) / path
 
 
-def artifact_dir(out_dir: str | Path, name: str, settings: dict[str, Any]) -> Path:
-    """`<out_dir>/artifacts/<name>-<hash of settings>/` (not committed), created, with the settings written beside
-    the model so that a folder can be traced back to what trained it."""
+def folder_name(name: str, settings: dict[str, Any]) -> str:
+    """`<name>-<hash of settings>`: the one rule that names a trained model's folder."""
     text = json.dumps(settings, sort_keys=True, default=str)
-    d = Path(out_dir) / "artifacts" / f"{name}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    return f"{name}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def artifact_dir(out_dir: str | Path, name: str, settings: dict[str, Any]) -> Path:
+    """`<out_dir>/artifacts/<folder_name>/` (not committed), created, with the settings written beside the model so
+    that a folder can be traced back to what trained it."""
+    d = Path(out_dir) / "artifacts" / folder_name(name, settings)
     d.mkdir(parents=True, exist_ok=True)
     (d / "settings.json").write_text(json.dumps(settings, indent=1, sort_keys=True, default=str) + "\n")
     return d

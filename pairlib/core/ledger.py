@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from pairlib.core.artifacts import written_atomically
+from pairlib.core.artifacts import folder_name, written_atomically
 
 LEDGER = "ledger"
 
@@ -55,3 +55,24 @@ def record(out_dir: str | Path, model_dir: str | Path, training: dict, sample: s
     with written_atomically(path) as tmp:
         tmp.write_text(json.dumps(entry, indent=1, sort_keys=True, default=str) + "\n")
     return entry["training"]
+
+
+def renamed(out_dir: str | Path, new_settings: Callable[[dict], dict]) -> dict[str, str]:
+    """Rename every entry of a ledger after what names a folder changed (`recipe.SCHEMA`): each entry's settings
+    become `new_settings(settings)` and its file the folder those name. An entry whose stored settings do not give
+    its own folder's name is refused, so a rename never guesses. Old name -> new name."""
+    moves = {}
+    for path in sorted((Path(out_dir) / LEDGER).glob("*.json")):
+        entry = json.loads(path.read_text())
+        prefix = entry["folder"].rsplit("-", 1)[0]
+        if folder_name(prefix, entry["settings"]) != entry["folder"]:
+            raise ValueError(f"{path}: its settings do not name its folder {entry['folder']}; not renamed")
+        entry["settings"] = new_settings(entry["settings"])
+        entry["folder"] = folder_name(prefix, entry["settings"])
+        target = entry_path(out_dir, entry["folder"])
+        with written_atomically(target) as tmp:
+            tmp.write_text(json.dumps(entry, indent=1, sort_keys=True, default=str) + "\n")
+        if target != path:
+            path.unlink()
+        moves[path.stem] = entry["folder"]
+    return moves

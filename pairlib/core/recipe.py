@@ -11,6 +11,10 @@ from typing import Any, ClassVar
 
 from pairlib.core.train import PRECISIONS, TrainConfig
 
+# The version of what names a model's folder, for the whole project. Bump it once when a change to `model_settings`
+# (or to a method's own naming settings) must name every folder anew; the committed ledgers are renamed with it
+# (`pairlib.core.ledger.renamed`).
+SCHEMA = 2
 
 @dataclass(frozen=True, kw_only=True)
 class RecipeBase:
@@ -18,7 +22,9 @@ class RecipeBase:
     the wrong type (`lr: 5e-5` that YAML read as a string), a count below 1 or an unknown task is an error that
     names the setting, before any data loads or any model trains. The fields here are every method's.
 
-    `RUN_ONLY` settings change how a run is carried out, not the model it makes, so they do not name its folder."""
+    What names a trained model's folder is said here once (`model_settings`): every setting of the recipe, except
+    those declared in `RUN_ONLY` (how a run is carried out: checkpoints) and `EVALUATION` (what the model is scored
+    on), with the precision it trains in, the task's data version and the project's `SCHEMA`."""
 
     batch_size: int = 16
     warmup_ratio: float = 0.1
@@ -30,6 +36,7 @@ class RecipeBase:
     precision: str = "fp32"
 
     RUN_ONLY: ClassVar[tuple[str, ...]] = ("save_every_steps",)
+    EVALUATION: ClassVar[tuple[str, ...]] = ("eval_examples", "eval_split")  # where a recipe has them
     UNBOUNDED: ClassVar[tuple[str, ...]] = ("seed",)  # integers that may be 0 or negative
 
     def __post_init__(self) -> None:
@@ -68,17 +75,16 @@ class RecipeBase:
         return cls(**settings)
 
     def model_settings(self) -> dict[str, Any]:
-        """The settings that can change a trained model: what names its artifact folder. The precision is the one
-        this machine trains in ("auto" resolved), and is left out at fp32 so that folders named before it existed
-        keep their names; so is the task's data version unless its data changed (`data.Task.data_version`)."""
-        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUN_ONLY}
+        """The settings that can change a trained model: what names its artifact folder (`artifacts.artifact_dir`
+        hashes them). The precision is the one this machine trains in ("auto" resolved); `data` is the task's data
+        version (`data.Task.data_version`), so models trained on data since changed are not reused."""
+        skip = {*self.RUN_ONLY, *self.EVALUATION}
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         settings["precision"] = self.training_precision()
-        if settings["precision"] == "fp32":
-            del settings["precision"]
         if isinstance(getattr(self, "task", None), str):
             from pairlib.core.data import get_task
-            if get_task(self.task).data_version:
-                settings["data"] = get_task(self.task).data_version
+            settings["data"] = get_task(self.task).data_version
+        settings["schema"] = SCHEMA
         return settings
 
     def train_config(self, output_dir: str | Path, *, progress: bool = True, **settings: Any) -> TrainConfig:

@@ -79,14 +79,12 @@ class DiPairRecipe(RecipeBase):
         (a 20-minute teacher on 2 cores), and the evaluation settings affect no model."""
         if model not in MODEL_DEPENDENCIES:
             raise ValueError(f"model must be one of {list(MODEL_DEPENDENCIES)}, got {model!r}")
-        names: list[str] = []
+        settings = self.model_settings()
+        names: list[str] = ["precision", "data", "schema"]  # what every model shares (RecipeBase.model_settings)
         for kind, own in MODEL_DEPENDENCIES.items():
             names += own
             if kind == model:
-                # the precision every model trains in and the data's version, as RecipeBase.model_settings gives
-                # them (absent at fp32 and for data that never changed)
-                precision = {k: v for k, v in self.model_settings().items() if k in ("precision", "data")}
-                return {**{name: getattr(self, name) for name in names}, **precision}
+                return {name: settings[name] for name in names}
         raise AssertionError("unreachable")
 
 
@@ -100,7 +98,6 @@ MODEL_DEPENDENCIES = {
                    "calibrate_cosine"),
     "two-stage": ("stage1_epochs", "stage1_lr", "stage2_head_lr"),
 }
-EVALUATION_FIELDS = ("eval_examples", "eval_split")
 
 
 
@@ -327,7 +324,6 @@ class DiPairExperiment:
         r, pool = self.recipe, self.pool()
         two_encoders = isinstance(model, TwoEncoderModel)
         if schedule == "two-stage" and isinstance(model, DiPairModel):
-            extra["stage1"] = "kept-states"  # stage 1 on states computed once (folders of older runs differ)
             model = self._fit_head(f"{name}-stage1", model, **extra)
             return self._fit_student(f"{name}-stage2", "two-stage", model, r.student_epochs, "2 (all)",
                                      r.stage2_head_lr, **extra)

@@ -99,11 +99,8 @@ class FastBertExperiment:
         self.records: list[dict] = []
 
     def artifact_dir(self, name: str, **extra) -> Path:
-        settings = self.recipe.model_settings()
-        if settings["classifier_lr"] is None:  # folders named before the setting existed keep their names
-            del settings["classifier_lr"]
         return artifact_dir(self.out_dir, f"fastbert-{self.recipe.task}-{name}",
-                            {"backbone": backbone_identity(self.backbone), **settings, **extra})
+                            {"backbone": backbone_identity(self.backbone), **self.recipe.model_settings(), **extra})
 
     def _label_lrs(self) -> dict[str, float]:
         lr = self.recipe.classifier_lr
