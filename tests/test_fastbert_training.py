@@ -1,5 +1,4 @@
 """FastBERT's two steps on a few real AG News examples: distillation leaves the backbone and the teacher alone."""
-from dataclasses import asdict
 
 import pytest
 import torch
