@@ -41,3 +41,28 @@ def test_kept_outputs_are_read_back_for_the_same_weights_and_inputs_only(tmp_pat
         copy.bias += 1e-6
     assert not torch.equal(kept_outputs(tmp_path, copy, inputs, lambda: compute(copy)), first)  # other weights
     assert len(calls) == 3 and len(list(tmp_path.glob("*.pt"))) == 3
+
+
+def test_a_ledger_is_renamed_with_what_names_its_folders_and_never_by_guess(tmp_path):
+    import json
+
+    import pytest
+
+    from pairlib.core import ledger
+    from pairlib.core.artifacts import folder_name
+    settings = {"task": "squad", "lr": 1e-4}
+    old = tmp_path / "artifacts" / folder_name("deformer-squad-original", settings)
+    old.mkdir(parents=True)
+    (old / "settings.json").write_text(json.dumps(settings))
+    ledger.record(tmp_path, old, {"steps": 3, "folder": old.name}, "dev", {"f1": 50.0}, "cpu", "w0")
+    moves = ledger.renamed(tmp_path, lambda s: {**s, "schema": 2})
+    new = folder_name("deformer-squad-original", {**settings, "schema": 2})
+    assert moves == {old.name: new}
+    entry = ledger.read_entry(tmp_path, new)
+    assert entry["folder"] == entry["training"]["folder"] == new and entry["evaluations"]["dev"]["metrics"]["f1"] == 50
+    assert not ledger.entry_path(tmp_path, old).exists()
+    tampered = json.loads(ledger.entry_path(tmp_path, new).read_text())
+    tampered["settings"]["lr"] = 1.0
+    ledger.entry_path(tmp_path, new).write_text(json.dumps(tampered))
+    with pytest.raises(ValueError, match="do not name its folder"):
+        ledger.renamed(tmp_path, lambda s: s)

@@ -3,13 +3,13 @@ import pytest
 import torch
 
 from pairlib.core.backbone import load_backbone
+from pairlib.deformer.cache import PassageCache
+from pairlib.deformer.inputs import tokenize_segments
 from pairlib.deformer.modeling import (
     DeFormerForMultipleChoice,
     DeFormerForQuestionAnswering,
     DeFormerForSequenceClassification,
     DeFormerModel,
-    PassageCache,
-    tokenize_segments,
 )
 
 

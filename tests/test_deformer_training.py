@@ -12,6 +12,7 @@ from pairlib.deformer.bench import (
     benchmark,
     max_cached_difference,
 )
+from pairlib.deformer.cache import PassageCache
 from pairlib.deformer.experiment import (
     PAPER_SQUAD_WEIGHTS,
     TASK_LOSS_ONLY,
@@ -21,7 +22,7 @@ from pairlib.deformer.experiment import (
     paper_split_layer,
 )
 from pairlib.deformer.inputs import choice_segments, squad_segments
-from pairlib.deformer.modeling import DeFormerForMultipleChoice, DeFormerForQuestionAnswering, PassageCache
+from pairlib.deformer.modeling import DeFormerForMultipleChoice, DeFormerForQuestionAnswering
 
 CONTEXT = "Hamlet is a tragedy written by William Shakespeare sometime between 1599 and 1601."
 
@@ -69,7 +70,7 @@ def test_heads_compute_their_own_task_loss(squad_batch, teacher):
     """Hugging Face's convention: given its labels, a head returns its loss; given none, no loss."""
     import torch.nn.functional as F
 
-    from pairlib.deformer.experiment import model_inputs
+    from pairlib.deformer.tasks import model_inputs
     out = teacher(**model_inputs(squad_batch), start_positions=squad_batch["start_positions"],
                   end_positions=squad_batch["end_positions"])
     expected = (F.cross_entropy(out.start_logits, squad_batch["start_positions"])
@@ -126,13 +127,13 @@ def test_squad_answers_are_kept_in_the_official_prediction_format(tmp_path):
 
 def test_evaluation_logits_are_kept_and_found_again_on_any_sample(tmp_path, monkeypatch):
     """A resumed notebook reads its models back; their logits on the same questions are read, not recomputed."""
-    from pairlib.deformer import experiment
+    from pairlib.deformer import experiment, tasks
     exp = experiment.Experiment(Recipe(task="squad", question_length=16, passage_length=48, doc_stride=24,
                                        train_examples=4, eval_examples=6), "minilm-l6", tmp_path, progress=False)
     model = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=2).eval()
     shared = exp.task.load("validation", 3, seed=1)
     own, other = exp.evaluate(model), exp.evaluate(model, shared)
-    monkeypatch.setattr(experiment, "predict", lambda *a, **k: pytest.fail("scored again"))
+    monkeypatch.setattr(tasks, "predict", lambda *a, **k: pytest.fail("scored again"))
     assert exp.evaluate(model) == own and exp.evaluate(model, shared, exp.task.segments(shared)) == other
     assert len(list((tmp_path / "artifacts" / "deformer-squad-eval-logits").glob("*.pt"))) == 2
 

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from pairlib.core.backbone import load_tokenizer
+from pairlib.deformer.cache import PassageCache
 from pairlib.deformer.inputs import pair_segments
-from pairlib.deformer.modeling import DeFormerForSequenceClassification, PassageCache
+from pairlib.deformer.modeling import DeFormerForSequenceClassification
 from pairlib.dipair.experiment import encode_pairs
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder
 from pairlib.fastbert.experiment import encode

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pairlib.core.backbone import load_tokenizer
-from pairlib.deformer.modeling import DeFormerForSequenceClassification, tokenize_segments
+from pairlib.deformer.inputs import tokenize_segments
+from pairlib.deformer.modeling import DeFormerForSequenceClassification
 from pairlib.dipair.experiment import encode_pairs
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder
 from pairlib.serve.job import ScoreJob, read_scores

@@ -124,11 +124,12 @@ def test_deformer_loss_on_cached_teacher_outputs_equals_the_live_teacher_choice(
 
 def test_a_teacher_whose_outputs_would_not_fit_runs_live(tokenizer, tmp_path, monkeypatch):
     from pairlib.deformer import experiment
+    from pairlib.deformer.tasks import deformer_task
     seg = squad_segments(tokenizer, ["who wrote hamlet?"], [CONTEXT], 8, 24, doc_stride=12,
                          answer_starts=[CONTEXT.index("William")], answer_texts=["William Shakespeare"])
     exp = experiment.Experiment.__new__(experiment.Experiment)  # only the parts _teacher_outputs reads
     exp.train_segments, exp._teacher_cache, exp.progress = seg, None, False
-    exp.task = experiment.deformer_task("squad", tokenizer, 8, 24)
+    exp.task = deformer_task("squad", tokenizer, 8, 24)
     teacher = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=0).eval()
     student = _student(teacher, DeFormerForQuestionAnswering, tmp_path, 4)
     weights = experiment.LossWeights(task=1.0, lrs=1.0)

@@ -65,10 +65,12 @@ def renamed(out_dir: str | Path, new_settings: Callable[[dict], dict]) -> dict[s
     for path in sorted((Path(out_dir) / LEDGER).glob("*.json")):
         entry = json.loads(path.read_text())
         prefix = entry["folder"].rsplit("-", 1)[0]
-        if folder_name(prefix, entry["settings"]) != entry["folder"]:
+        if folder_name(prefix, entry["settings"]) != entry["folder"] or entry["folder"] != path.stem:
             raise ValueError(f"{path}: its settings do not name its folder {entry['folder']}; not renamed")
         entry["settings"] = new_settings(entry["settings"])
         entry["folder"] = folder_name(prefix, entry["settings"])
+        if entry.get("training", {}).get("folder") == path.stem:  # the training record names the model's folder too
+            entry["training"]["folder"] = entry["folder"]
         target = entry_path(out_dir, entry["folder"])
         with written_atomically(target) as tmp:
             tmp.write_text(json.dumps(entry, indent=1, sort_keys=True, default=str) + "\n")

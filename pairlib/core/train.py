@@ -8,6 +8,9 @@ evaluation after each epoch, the best checkpoint kept in `<output_dir>/best`, an
 stopped. Once a run finishes, `last` keeps only its trainer state: the optimizer's moments are twice the model's size,
 and a notebook trains dozens of models, so keeping them filled disks. A frozen teacher for distillation is moved to
 the device and handed to the loss function; so are its outputs computed once (`teacher_cache.TeacherOutputs`).
+
+Longer than most modules (about 450 lines) because the loop, its settings and the format of its checkpoints change
+together; `_Loop` reads top to bottom: set up, resume, one epoch, one step, finish.
 """
 from __future__ import annotations
 

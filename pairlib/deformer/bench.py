@@ -20,9 +20,10 @@ import pandas as pd
 import torch
 
 from pairlib.core.measure import count_flops, peak_memory_bytes, time_side_by_side
-from pairlib.deformer.experiment import model_inputs
+from pairlib.deformer.cache import PassageCache
 from pairlib.deformer.inputs import Segments
-from pairlib.deformer.modeling import DeFormerPreTrainedModel, PassageCache
+from pairlib.deformer.modeling import DeFormerPreTrainedModel
+from pairlib.deformer.tasks import model_inputs
 
 ORIGINAL, UNCACHED = "original", "deformer (passage computed)"
 # served from the passage cache: states held in memory (the paper's setting, and what the claims use), or read

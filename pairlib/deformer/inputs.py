@@ -17,7 +17,25 @@ from dataclasses import dataclass, field
 
 import torch
 
-from pairlib.deformer.modeling import tokenize_segments
+
+def tokenize_segment(tokenizer, texts: list[str], length: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One of DeFormer's segments, padded to `length`: `[CLS] q [SEP]` for the question, `p [SEP]` for the passage
+    (its [CLS] dropped, so that the joint sequence reads exactly like BERT's `[CLS] q [SEP] p [SEP]`)."""
+    if side not in ("question", "passage"):
+        raise ValueError(f"side must be 'question' or 'passage', got {side!r}")
+    extra = side == "passage"
+    enc = tokenizer(texts, padding="max_length", truncation=True, max_length=length + extra, return_tensors="pt")
+    return enc["input_ids"][:, extra:], enc["attention_mask"][:, extra:]
+
+
+def tokenize_segments(tokenizer, questions: list[str], passages: list[str], question_length: int,
+                      passage_length: int) -> dict[str, torch.Tensor]:
+    """DeFormer's two segments, each padded to a fixed length (`tokenize_segment`)."""
+    q_ids, q_mask = tokenize_segment(tokenizer, questions, question_length, "question")
+    p_ids, p_mask = tokenize_segment(tokenizer, passages, passage_length, "passage")
+    return {"question_input_ids": q_ids, "question_attention_mask": q_mask,
+            "passage_input_ids": p_ids, "passage_attention_mask": p_mask}
+
 
 
 @dataclass

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -26,7 +26,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from pairlib.core.backbone import load_tokenizer, quiet_transformers
 from pairlib.core.metrics import pair_scores
-from pairlib.deformer.modeling import DeFormerForSequenceClassification, tokenize_segment, tokenize_segments
+from pairlib.deformer.inputs import tokenize_segment, tokenize_segments
+from pairlib.deformer.modeling import DeFormerForSequenceClassification
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder, EncodedSide
 
 # the model classes a saved folder's `model_type` loads as

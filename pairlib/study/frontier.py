@@ -20,10 +20,12 @@ import torch
 from pairlib.core import metrics
 from pairlib.core.measure import count_flops, hardware_label, time_side_by_side
 from pairlib.deformer.bench import cached_answer_fn, eager_attention
-from pairlib.deformer.experiment import Experiment, Recipe, model_inputs
-from pairlib.deformer.experiment import predict as deformer_predict
+from pairlib.deformer.cache import PassageCache
+from pairlib.deformer.experiment import Experiment, Recipe
 from pairlib.deformer.inputs import Segments
-from pairlib.deformer.modeling import DeFormerPreTrainedModel, PassageCache
+from pairlib.deformer.modeling import DeFormerPreTrainedModel
+from pairlib.deformer.tasks import model_inputs
+from pairlib.deformer.tasks import predict as deformer_predict
 from pairlib.dipair.bench import scoring_fn
 from pairlib.dipair.experiment import DiPairExperiment, DiPairRecipe
 from pairlib.dipair.experiment import predict as pair_predict

@@ -224,9 +224,9 @@ def squad_workloads(backbone: str, question_length: int, passage_length: int, do
         Experiment,
         Recipe,
         deformer_loss,
-        model_inputs,
         teacher_outputs,
     )
+    from pairlib.deformer.tasks import model_inputs
     from pairlib.deformer.modeling import DeFormerForQuestionAnswering
 
     with tempfile.TemporaryDirectory() as out:
