@@ -3,6 +3,7 @@ one in JupyterLab changes nothing), and no committed output names a folder of th
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,50 @@ def test_no_committed_output_names_a_machines_folder():
 def test_the_path_check_sees_what_it_should():
     assert MACHINE_PATH.findall("PosixPath('/work/main/outputs/cpu/x.png') and /home/me/data")
     assert not MACHINE_PATH.findall("outputs/cpu/x.png ../shared/data https://example.org/work/x")
+
+
+def _nbstrip_args() -> list[str]:
+    """The Makefile's NBSTRIP, the one setting `make strip` and the git filter share."""
+    import shlex
+    line = next(l for l in (REPO_ROOT / "Makefile").read_text().splitlines() if l.startswith("NBSTRIP ="))
+    return shlex.split(line.split("=", 1)[1])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_make_strip_changes_no_committed_notebook(path):
+    """Committed in the layout the filter writes, so that `make strip` on a clean tree, and opening a notebook in Lab,
+    change nothing git sees."""
+    import sys
+    stripped = subprocess.run([sys.executable, "-m", "nbstripout", "-t", *_nbstrip_args(), str(path)],
+                              capture_output=True, text=True, check=True).stdout
+    assert stripped == path.read_text(encoding="utf-8"), f"{path.name}: run `make strip` and commit"
+
+
+def test_a_notebook_run_in_lab_leaves_git_status_clean(tmp_path):
+    """The git filter that `make` sets up: a notebook saved with outputs and a kernel's metadata is, to git, the
+    notebook committed (as Lab leaves it after Run All and a save)."""
+    import json
+    import shutil
+    import sys
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.org"), git("config", "user.name", "t")
+    shutil.copy(REPO_ROOT / ".gitattributes", tmp_path / ".gitattributes")
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(NOTEBOOKS[0], tmp_path / "notebooks" / NOTEBOOKS[0].name)
+    subprocess.run(["make", "-s", "-f", str(REPO_ROOT / "Makefile"), "git-filter", f"BIN={Path(sys.executable).parent}"],
+                   cwd=tmp_path, check=True)
+    git("add", "."), git("commit", "-qm", "notebook")
+    nb_path = tmp_path / "notebooks" / NOTEBOOKS[0].name
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["ran\n"]}]
+    code["execution_count"] = 3
+    nb["metadata"]["language_info"] = {"name": "python", "version": "3.11.7", "codemirror_mode": {"name": "ipython"}}
+    nb_path.write_text(json.dumps(nb, indent=1) + "\n", encoding="utf-8")
+    assert git("diff", "--quiet").returncode == 0  # git stat-flags the bigger file until it is staged, but sees no change
+    git("add", ".")
+    assert git("diff", "--cached", "--quiet").returncode == 0 and git("status", "--porcelain").stdout == ""
