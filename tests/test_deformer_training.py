@@ -17,7 +17,7 @@ from pairlib.deformer.experiment import (
     PAPER_SQUAD_WEIGHTS,
     TASK_LOSS_ONLY,
     LossWeights,
-    Recipe,
+    DeFormerRecipe,
     deformer_loss,
     paper_split_layer,
 )
@@ -62,7 +62,7 @@ def test_loss_weights_and_recipe_reject_bad_settings():
     with pytest.raises(ValueError, match="not all zero"):
         LossWeights(task=0.0)
     with pytest.raises(ValueError, match="unknown recipe setting"):
-        Recipe.from_dict({"task": "squad", "question_length": 8, "passage_length": 8, "epoch": 3})
+        DeFormerRecipe.from_dict({"task": "squad", "question_length": 8, "passage_length": 8, "epoch": 3})
     assert paper_split_layer(12) == 9 and paper_split_layer(6) == 4
 
 
@@ -112,9 +112,9 @@ def test_squad_answers_are_kept_in_the_official_prediction_format(tmp_path):
     import json
 
     from pairlib.core import metrics
-    from pairlib.deformer.experiment import Experiment
-    exp = Experiment(Recipe(task="squad", question_length=16, passage_length=48, doc_stride=24, train_examples=4,
-                            eval_examples=6), "minilm-l6", tmp_path, progress=False)
+    from pairlib.deformer.experiment import DeFormerExperiment
+    exp = DeFormerExperiment(DeFormerRecipe(task="squad", question_length=16, passage_length=48, doc_stride=24,
+                                            train_examples=4, eval_examples=6), "minilm-l6", tmp_path, progress=False)
     model = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=0).eval()
     model.save_pretrained(tmp_path / "some-model-1234" / "best")
     model = DeFormerForQuestionAnswering.from_pretrained(tmp_path / "some-model-1234" / "best", split_layer=2).eval()
@@ -128,8 +128,9 @@ def test_squad_answers_are_kept_in_the_official_prediction_format(tmp_path):
 def test_evaluation_logits_are_kept_and_found_again_on_any_sample(tmp_path, monkeypatch):
     """A resumed notebook reads its models back; their logits on the same questions are read, not recomputed."""
     from pairlib.deformer import experiment, tasks
-    exp = experiment.Experiment(Recipe(task="squad", question_length=16, passage_length=48, doc_stride=24,
-                                       train_examples=4, eval_examples=6), "minilm-l6", tmp_path, progress=False)
+    recipe = DeFormerRecipe(task="squad", question_length=16, passage_length=48, doc_stride=24, train_examples=4,
+                            eval_examples=6)
+    exp = experiment.DeFormerExperiment(recipe, "minilm-l6", tmp_path, progress=False)
     model = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=2).eval()
     shared = exp.task.load("validation", 3, seed=1)
     own, other = exp.evaluate(model), exp.evaluate(model, shared)
@@ -147,9 +148,9 @@ def test_recorded_results_are_read_on_a_fresh_checkout_and_only_for_the_same_set
     from pairlib.core import ledger
     from pairlib.core.artifacts import tensors_fingerprint
     from pairlib.deformer import experiment
-    recipe = Recipe(task="squad", question_length=16, passage_length=48, doc_stride=24, train_examples=4,
+    recipe = DeFormerRecipe(task="squad", question_length=16, passage_length=48, doc_stride=24, train_examples=4,
                     eval_examples=6, max_steps=1)
-    first = experiment.Experiment(recipe, "minilm-l6", tmp_path / "first", progress=False)
+    first = experiment.DeFormerExperiment(recipe, "minilm-l6", tmp_path / "first", progress=False)
     dev, segments = first.eval_set, first.eval_segments
     original = first.recorded_metrics(0, experiment.TASK_LOSS_ONLY, dev, segments)
     split = first.recorded_metrics(2, experiment.TASK_LOSS_ONLY, dev, segments)
@@ -157,7 +158,7 @@ def test_recorded_results_are_read_on_a_fresh_checkout_and_only_for_the_same_set
 
     shutil.copytree(tmp_path / "first" / "ledger", tmp_path / "fresh" / "ledger")  # what git keeps: no artifacts
     monkeypatch.setattr(experiment, "fine_tune", lambda *a, **k: pytest.fail("trained again"))
-    fresh = experiment.Experiment(recipe, "minilm-l6", tmp_path / "fresh", progress=False)
+    fresh = experiment.DeFormerExperiment(recipe, "minilm-l6", tmp_path / "fresh", progress=False)
     assert fresh.recorded_metrics(0, experiment.TASK_LOSS_ONLY, dev, segments) == original
     assert fresh.recorded_metrics(2, experiment.TASK_LOSS_ONLY, dev, segments) == split
     rows = {r["model"]: r for r in fresh.records}
@@ -165,7 +166,7 @@ def test_recorded_results_are_read_on_a_fresh_checkout_and_only_for_the_same_set
     assert all(r["hardware"] and r["steps"] == 1 for r in rows.values())
 
     other_sample = first.task.segments(first.task.load("validation", 3, seed=1))
-    other_recipe = experiment.Experiment(dataclasses.replace(recipe, lr=1e-4), "minilm-l6", tmp_path / "fresh",
+    other_recipe = experiment.DeFormerExperiment(dataclasses.replace(recipe, lr=1e-4), "minilm-l6", tmp_path / "fresh",
                                          progress=False)
     assert ledger.recorded_metrics(fresh.out_dir, fresh.artifact_dir("original"),
                                    tensors_fingerprint(other_sample.tensors)) is None

@@ -63,7 +63,7 @@ def test_served_call_gives_the_evaluated_scores(candidates):
 
 
 def test_measure_reports_quality_cost_and_front(candidates):
-    table = frontier.measure(candidates, LABELS, GROUPS, batch_sizes=(1, 2), timed_pairs=4, repeats=1)
+    table = frontier.measure_frontier(candidates, LABELS, GROUPS, batch_sizes=(1, 2), timed_pairs=4, repeats=1)
     assert list(table.model) == [c.name for c in candidates]
     for col in ("auc_roc", "mrr@10", "gflops_per_pair", "ms_per_pair_batch1", "pairs_per_s_batch2",
                 "frontier_batch1", "frontier_batch2"):
@@ -77,9 +77,9 @@ def test_measure_reports_quality_cost_and_front(candidates):
 
 def test_measure_refuses_bad_settings(candidates):
     with pytest.raises(ValueError, match="timed_pairs"):
-        frontier.measure(candidates, LABELS, GROUPS, batch_sizes=(1, 8), timed_pairs=4)
+        frontier.measure_frontier(candidates, LABELS, GROUPS, batch_sizes=(1, 8), timed_pairs=4)
     with pytest.raises(ValueError, match="scored"):
-        frontier.measure(candidates, LABELS[:3], GROUPS[:3], batch_sizes=(1,), timed_pairs=2)
+        frontier.measure_frontier(candidates, LABELS[:3], GROUPS[:3], batch_sizes=(1,), timed_pairs=2)
 
 
 def test_pareto_front_keeps_the_undominated():

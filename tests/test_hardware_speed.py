@@ -24,7 +24,7 @@ def test_the_shape_is_the_backbones():
 
 
 def test_every_model_is_timed_against_its_methods_baseline(tiny_shape):
-    table = hardware_speed.measure("cpu", batch_sizes=(1, 2), repeats=1)
+    table = hardware_speed.measure_devices("cpu", batch_sizes=(1, 2), repeats=1)
     assert set(table.method) == set(hardware_speed.METHODS)
     assert set(table.batch) == {1, 2}
     for (method, batch), g in table.groupby(["method", "batch"]):
@@ -62,7 +62,7 @@ def test_other_hardware_reads_one_folder_per_machine(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_a_gpu_that_is_not_there_is_a_clear_error():
     with pytest.raises(ValueError, match="no GPU"):
-        hardware_speed.measure("cuda")
+        hardware_speed.measure_devices("cuda")
 
 
 def test_the_figure_tells_every_machine_and_model_apart():

@@ -3,7 +3,7 @@ trains; settings that change only how a run is carried out do not rename a train
 import pytest
 
 from pairlib.core.data import DataError
-from pairlib.deformer.experiment import Recipe
+from pairlib.deformer.experiment import DeFormerRecipe
 from pairlib.dipair.experiment import DiPairRecipe
 from pairlib.fastbert.experiment import FastBertRecipe
 
@@ -28,7 +28,7 @@ def test_an_unknown_task_or_setting_fails_before_anything_loads():
     with pytest.raises(DataError, match="unknown task 'agnews'; valid tasks"):
         FastBertRecipe(task="agnews")
     with pytest.raises(ValueError, match=r"unknown recipe setting\(s\) \['epoch'\]"):
-        Recipe.from_dict({"task": "squad", "question_length": 32, "passage_length": 160, "epoch": 2})
+        DeFormerRecipe.from_dict({"task": "squad", "question_length": 32, "passage_length": 160, "epoch": 2})
     with pytest.raises(ValueError, match="must be a mapping"):
         DiPairRecipe.from_dict(["task", "squad_q2p"])
 
@@ -39,8 +39,8 @@ def test_good_values_pass_and_integers_serve_as_floats():
 
 
 def test_save_every_steps_names_no_model_folder():
-    plain = Recipe(task="squad", question_length=32, passage_length=160)
-    saving = Recipe(task="squad", question_length=32, passage_length=160, save_every_steps=100)
+    plain = DeFormerRecipe(task="squad", question_length=32, passage_length=160)
+    saving = DeFormerRecipe(task="squad", question_length=32, passage_length=160, save_every_steps=100)
     assert plain.model_settings() == saving.model_settings() and "save_every_steps" not in plain.model_settings()
     assert "save_every_steps" not in DiPairRecipe(save_every_steps=50).settings_for("two-stage")
 
@@ -48,21 +48,22 @@ def test_save_every_steps_names_no_model_folder():
 def test_the_precision_a_model_trains_in_names_its_folder(monkeypatch):
     from pairlib.core import measure
     base = dict(task="squad", question_length=32, passage_length=160)
-    assert Recipe(**base).model_settings()["precision"] == "fp32"
-    assert Recipe(**base, precision="bf16").model_settings()["precision"] == "bf16"
+    assert DeFormerRecipe(**base).model_settings()["precision"] == "fp32"
+    assert DeFormerRecipe(**base, precision="bf16").model_settings()["precision"] == "bf16"
     monkeypatch.setattr(measure, "native_bf16", lambda device=None: False)
-    assert Recipe(**base, precision="auto").model_settings()["precision"] == "fp32"  # auto on a machine without bf16
+    # auto on a machine without bf16
+    assert DeFormerRecipe(**base, precision="auto").model_settings()["precision"] == "fp32"
     monkeypatch.setattr(measure, "native_bf16", lambda device=None: True)
-    assert Recipe(**base, precision="auto").training_precision() == "bf16"
+    assert DeFormerRecipe(**base, precision="auto").training_precision() == "bf16"
     assert DiPairRecipe(precision="bf16").settings_for("teacher")["precision"] == "bf16"
     with pytest.raises(ValueError, match="precision must be one of"):
         FastBertRecipe(task="ag_news", precision="fp16")
 
 
 def test_a_task_whose_data_changed_names_new_model_folders():
-    from pairlib.deformer.experiment import Recipe
-    boolq = Recipe(task="boolq", question_length=8, passage_length=8).model_settings()
-    squad = Recipe(task="squad", question_length=8, passage_length=8).model_settings()
+    from pairlib.deformer.experiment import DeFormerRecipe
+    boolq = DeFormerRecipe(task="boolq", question_length=8, passage_length=8).model_settings()
+    squad = DeFormerRecipe(task="squad", question_length=8, passage_length=8).model_settings()
     assert boolq["data"] == "official-train", "models trained on the derived BoolQ split must not be reused"
     assert squad["data"] == ""
 
@@ -78,8 +79,9 @@ def _changed(value):
     return None
 
 
-@pytest.mark.parametrize("recipe", [Recipe(task="squad", question_length=8, passage_length=16, train_examples=10,
-                                           eval_examples=10, doc_stride=4, max_steps=3, save_every_steps=2),
+@pytest.mark.parametrize("recipe", [DeFormerRecipe(task="squad", question_length=8, passage_length=16,
+                                                   train_examples=10, eval_examples=10, doc_stride=4, max_steps=3,
+                                                   save_every_steps=2),
                                     FastBertRecipe(task="ag_news", classifier_lr=1e-3, max_steps=3, eval_examples=5),
                                     DiPairRecipe(max_steps=3, eval_examples=5, train_examples=10, stage2_head_lr=1e-5)],
                          ids=lambda r: type(r).__name__)

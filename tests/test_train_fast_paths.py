@@ -127,7 +127,7 @@ def test_a_teacher_whose_outputs_would_not_fit_runs_live(tokenizer, tmp_path, mo
     from pairlib.deformer.tasks import deformer_task
     seg = squad_segments(tokenizer, ["who wrote hamlet?"], [CONTEXT], 8, 24, doc_stride=12,
                          answer_starts=[CONTEXT.index("William")], answer_texts=["William Shakespeare"])
-    exp = experiment.Experiment.__new__(experiment.Experiment)  # only the parts _teacher_outputs reads
+    exp = experiment.DeFormerExperiment.__new__(experiment.DeFormerExperiment)  # only the parts _teacher_outputs reads
     exp.train_segments, exp._teacher_cache, exp.progress = seg, None, False
     exp.task = deformer_task("squad", tokenizer, 8, 24)
     teacher = DeFormerForQuestionAnswering.from_backbone("minilm-l6", split_layer=0).eval()

@@ -20,7 +20,7 @@ def _workload(rows: int = 64) -> training_speed.Workload:
 
 
 def test_both_loops_are_timed_on_the_same_work():
-    table = training_speed.measure([_workload()], batch_size=8, steps=3, warmup=1, repeats=2)
+    table = training_speed.measure_training([_workload()], batch_size=8, steps=3, warmup=1, repeats=2)
     row = table.iloc[0]
     assert row.workload == "tiny" and row.batch == 8 and row.steps_timed == 3
     assert row.pairlib_step_ms > 0 and row.trainer_step_ms > 0 and row.forward_ms > 0
@@ -33,11 +33,11 @@ def test_both_loops_are_timed_on_the_same_work():
 
 def test_too_few_rows_for_the_steps_is_refused_before_timing():
     with pytest.raises(ValueError, match=r"3 \+ 1 \+ 1 steps of batch 8 need 40 rows, got 16"):
-        training_speed.measure([_workload(16)], batch_size=8, steps=3, warmup=1)
+        training_speed.measure_training([_workload(16)], batch_size=8, steps=3, warmup=1)
 
 
 def test_each_precision_gets_its_own_row():
-    table = training_speed.measure([_workload()], batch_size=8, steps=2, warmup=1, repeats=1,
+    table = training_speed.measure_training([_workload()], batch_size=8, steps=2, warmup=1, repeats=1,
                                    precisions=("fp32", "bf16"))
     assert list(table.precision) == ["fp32", "bf16"] and table.pairlib_step_ms.gt(0).all()
 

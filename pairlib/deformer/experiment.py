@@ -143,7 +143,7 @@ def run_record(result: TrainResult, weights: LossWeights, split_layer: int, exam
 
 
 @dataclass(frozen=True)
-class Recipe(RecipeBase):
+class DeFormerRecipe(RecipeBase):
     """Everything that decides what is trained and evaluated, so that notebooks sharing a recipe (20, 23, 24) share
     its trained models: each model lives in a folder named by a hash of the settings it depends on."""
 
@@ -165,8 +165,8 @@ def paper_split_layer(num_layers: int) -> int:
     return max(1, num_layers * 9 // 12)
 
 
-class Experiment:
-    def __init__(self, recipe: Recipe, backbone: str, out_dir: str | Path, progress: bool = True) -> None:
+class DeFormerExperiment:
+    def __init__(self, recipe: DeFormerRecipe, backbone: str, out_dir: str | Path, progress: bool = True) -> None:
         from pairlib.core.backbone import load_tokenizer
         self.recipe, self.backbone, self.progress = recipe, backbone, progress
         self.task = deformer_task(recipe.task, load_tokenizer(backbone), recipe.question_length,

@@ -22,7 +22,7 @@ from transformers.utils import ModelOutput
 
 from pairlib.core.backbone import config_settings, init_bert_weights, load_backbone
 
-HEADS = ("transformer", "ffnn")
+HEAD_TYPES = ("transformer", "ffnn")
 # DiPair's own config fields (m, n, d', L_h and the rest), beyond the backbone's
 DIPAIR_SETTINGS = ("query_tokens", "passage_tokens", "head_dim", "head_layers", "head_heads", "head_type",
                    "shared_encoders", "head_norm_first")
@@ -35,8 +35,8 @@ class DiPairConfig(BertConfig):
                  head_heads: int = 4, head_type: str = "transformer", shared_encoders: bool = True,
                  head_norm_first: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
-        if head_type not in HEADS:
-            raise ValueError(f"head_type must be one of {HEADS}, got {head_type!r}")
+        if head_type not in HEAD_TYPES:
+            raise ValueError(f"head_type must be one of {HEAD_TYPES}, got {head_type!r}")
         if min(query_tokens, passage_tokens, head_dim, head_layers, head_heads) < 1:
             raise ValueError("query_tokens, passage_tokens, head_dim, head_layers and head_heads must all be >= 1")
         if head_type == "transformer" and head_dim % head_heads:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from pairlib.core import data
 from pairlib.deformer.bench import CACHED
-from pairlib.deformer.experiment import Experiment, LossWeights
+from pairlib.deformer.experiment import DeFormerExperiment, LossWeights
 from pairlib.deformer.modeling import DeFormerPreTrainedModel
 from pairlib.study import papers, trend, verdicts
 from pairlib.study.report import Claim
@@ -19,7 +19,7 @@ PAPER_SPLIT = f"k={papers.DEFORMER_SPLIT[0]} of {papers.DEFORMER_SPLIT[1]}"
 
 
 # ---- accuracy on a classification or multiple-choice task (21, 22, 26) ----
-def accuracy_table(exp: Experiment, original: DeFormerPreTrainedModel, deformer: DeFormerPreTrainedModel
+def accuracy_table(exp: DeFormerExperiment, original: DeFormerPreTrainedModel, deformer: DeFormerPreTrainedModel
                    ) -> tuple[pd.DataFrame, float]:
     """The three models' metrics with the drop against the original, and the evaluation set's majority-class share:
     a drop means something only where the original model beats that share."""
@@ -34,7 +34,7 @@ def accuracy_table(exp: Experiment, original: DeFormerPreTrainedModel, deformer:
     return acc, majority
 
 
-def accuracy_notes(exp: Experiment, backbone: str, k: int, weights: LossWeights, majority: float) -> list[str]:
+def accuracy_notes(exp: DeFormerExperiment, backbone: str, k: int, weights: LossWeights, majority: float) -> list[str]:
     return [f"{backbone}, k={k}, loss weights {asdict(weights)}; {len(exp.train_set)} train and "
             f"{len(exp.eval_set)} {exp.recipe.eval_split} examples; majority-class accuracy {majority:.3f}",
             *data.get_task(exp.recipe.task).deviations]
@@ -65,7 +65,7 @@ def memory_claim(task: str, cost: pd.DataFrame, where: str, evidence: str) -> Cl
                  "%", verdicts.memory_saved(mem, paper.memory_reduction), evidence)
 
 
-def task_claims(exp: Experiment, backbone: str, acc: pd.DataFrame, majority: float,
+def task_claims(exp: DeFormerExperiment, backbone: str, acc: pd.DataFrame, majority: float,
                 tables: dict[str, pd.DataFrame], layers: int, k: int, evidence: str,
                 cached: str = "passages") -> list[Claim]:
     """`deformer.<task>.acc_drop` and `deformer.<task>.speedup` from the accuracy table and `cost_tables`."""

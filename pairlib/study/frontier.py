@@ -21,7 +21,7 @@ from pairlib.core import metrics
 from pairlib.core.measure import count_flops, hardware_label, time_side_by_side
 from pairlib.deformer.bench import cached_answer_fn, eager_attention
 from pairlib.deformer.cache import PassageCache
-from pairlib.deformer.experiment import Experiment, Recipe
+from pairlib.deformer.experiment import DeFormerExperiment, DeFormerRecipe
 from pairlib.deformer.inputs import Segments
 from pairlib.deformer.modeling import DeFormerPreTrainedModel
 from pairlib.deformer.tasks import model_inputs
@@ -58,12 +58,12 @@ def shared_pair_settings(r: DiPairRecipe) -> dict:
             "save_every_steps": r.save_every_steps}
 
 
-def deformer_on_pairs(pairs: DiPairExperiment, deformer_epochs: int, out_dir) -> Experiment:
+def deformer_on_pairs(pairs: DiPairExperiment, deformer_epochs: int, out_dir) -> DeFormerExperiment:
     """DeFormer trained with the teacher's recipe: its question segment is DiPair's query length and its passage
     segment the rest of the cross-encoder's, so that it reads what the cross-encoder reads (notebooks 91 and 94 share
     its models)."""
     r = pairs.recipe
-    return Experiment(Recipe.from_dict({
+    return DeFormerExperiment(DeFormerRecipe.from_dict({
         **shared_pair_settings(r), "question_length": r.query_length, "passage_length": r.cross_length - r.query_length,
         "epochs": r.teacher_epochs, "deformer_epochs": deformer_epochs}), pairs.backbone, out_dir)
 
@@ -126,8 +126,8 @@ def _batched(serve: Server, pairs: int, batch: int) -> Callable[[], None]:
     return run
 
 
-def measure(candidates: list[Candidate], labels: list[int], groups: list[str], batch_sizes: tuple[int, ...] = (1, 64),
-            timed_pairs: int = 256, repeats: int = 5) -> pd.DataFrame:
+def measure_frontier(candidates: list[Candidate], labels: list[int], groups: list[str],
+                     batch_sizes: tuple[int, ...] = (1, 64), timed_pairs: int = 256, repeats: int = 5) -> pd.DataFrame:
     """Quality (AUC-ROC, MRR@10 over every evaluation pair) and serving cost of every candidate: ms per pair at each
     batch size over the first `timed_pairs` pairs, all candidates interleaved in this process; FLOPs per pair
     counted with eager attention over the same pairs."""

@@ -130,8 +130,8 @@ def flops_per_example(method: str) -> dict[str, float]:
     return {name: float(count_flops(fn)) for name, fn in fns.items()}
 
 
-def measure(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 32, 256), dtypes: tuple[str, ...] = ("float32",),
-            repeats: int = 10) -> pd.DataFrame:
+def measure_devices(device: str = "cpu", batch_sizes: tuple[int, ...] = (1, 32, 256),
+                    dtypes: tuple[str, ...] = ("float32",), repeats: int = 10) -> pd.DataFrame:
     """Per method, dtype and batch size: each model's ms per example and speedup over the method's baseline, beside
     its FLOPs ratio over the baseline."""
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=10)
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    table = measure(args.device, tuple(args.batch_sizes), tuple(args.dtypes), args.repeats)
+    table = measure_devices(args.device, tuple(args.batch_sizes), tuple(args.dtypes), args.repeats)
     os.makedirs(args.out, exist_ok=True)
     table.to_csv(os.path.join(args.out, "hardware_speed.csv"), index=False)
     with open(os.path.join(args.out, "hardware.json"), "w") as f:

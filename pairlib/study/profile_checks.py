@@ -17,10 +17,11 @@ def _mapping(value: Any, what: str) -> dict:
 
 def _recipe_class(kind: str):
     from pairlib.core.pretrain import PretrainRecipe
-    from pairlib.deformer.experiment import Recipe
+    from pairlib.deformer.experiment import DeFormerRecipe
     from pairlib.dipair.experiment import DiPairRecipe
     from pairlib.fastbert.experiment import FastBertRecipe
-    return {"deformer": Recipe, "fastbert": FastBertRecipe, "dipair": DiPairRecipe, "pretrain": PretrainRecipe}[kind]
+    return {"deformer": DeFormerRecipe, "fastbert": FastBertRecipe, "dipair": DiPairRecipe,
+            "pretrain": PretrainRecipe}[kind]
 
 
 def recipe(kind: str, **fixed: Any) -> Check:

@@ -178,7 +178,7 @@ def step_phases(w: Workload, batch_size: int, repeats: int, precision: str = "fp
     return {name: 1000 * statistics.median(r[name] for r in runs) for name in runs[0]}
 
 
-def measure(workloads: list[Workload], batch_size: int, steps: int = 10, warmup: int = 3,
+def measure_training(workloads: list[Workload], batch_size: int, steps: int = 10, warmup: int = 3,
             repeats: int = 5, trainer: bool = True, precisions: tuple[str, ...] = ("fp32",)) -> pd.DataFrame:
     """One row per workload and precision: examples/s of each loop, training efficiency, pairlib's speed over
     Trainer's (both in that precision), peak memory, the hardware and its CPU features. bf16 is autocast in both
@@ -221,8 +221,8 @@ def squad_workloads(backbone: str, question_length: int, passage_length: int, do
     from pairlib.deformer.experiment import (
         PAPER_SQUAD_WEIGHTS,
         TASK_LOSS_ONLY,
-        Experiment,
-        Recipe,
+        DeFormerExperiment,
+        DeFormerRecipe,
         deformer_loss,
         teacher_outputs,
     )
@@ -230,8 +230,9 @@ def squad_workloads(backbone: str, question_length: int, passage_length: int, do
     from pairlib.deformer.modeling import DeFormerForQuestionAnswering
 
     with tempfile.TemporaryDirectory() as out:
-        exp = Experiment(Recipe(task="squad", question_length=question_length, passage_length=passage_length,
-                                doc_stride=doc_stride, train_examples=rows, eval_examples=1), backbone, out,
+        exp = DeFormerExperiment(DeFormerRecipe(task="squad", question_length=question_length,
+                                                passage_length=passage_length, doc_stride=doc_stride,
+                                                train_examples=rows, eval_examples=1), backbone, out,
                          progress=False)
     tensors = exp.train_segments.tensors
     base = DeFormerForQuestionAnswering.from_backbone(backbone, split_layer=0)
