@@ -105,3 +105,12 @@ def test_a_notebook_run_in_lab_leaves_git_status_clean(tmp_path):
     assert git("diff", "--quiet").returncode == 0  # git stat-flags the bigger file until it is staged, but sees no change
     git("add", ".")
     assert git("diff", "--cached", "--quiet").returncode == 0 and git("status", "--porcelain").stdout == ""
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_notebook_says_a_registered_backbone_or_task_is_unavailable(path):
+    """The narrative keeps up with the registry: what it calls unavailable offline must really be."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    for stale in ("no offline backbone", "a Chinese backbone is not", "run only with the `full`"):
+        assert stale not in text, f"{path.name} says {stale!r}, but zh-mini is pretrained offline (notebook 34)"

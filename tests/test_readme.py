@@ -80,3 +80,13 @@ def test_blocks_name_the_profile_they_come_from(tmp_path):
     assert pages.claims_start("smoke") in readme and pages.claims_start("cpu") not in readme
     assert "](outputs/smoke/20_x.ipynb)" in readme
     assert "from outputs/smoke/tables/frontier_summary.csv" in (tmp_path / pages.FRONTIER_PAGE).read_text()
+
+
+def test_a_claims_file_without_claims_blanks_no_page(tmp_path):
+    before = _pages(tmp_path)
+    out = tmp_path / "outputs" / "cpu"
+    out.mkdir(parents=True)
+    (out / "claims.csv").write_text(",".join(report.CLAIM_COLUMNS) + "\n")
+    with pytest.raises(ValueError, match="holds no claims"):
+        pages.update_claim_pages(out, root=tmp_path)
+    assert before == {page: (tmp_path / page).read_text(encoding="utf-8") for page in before}

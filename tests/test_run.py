@@ -250,7 +250,8 @@ def test_a_notebook_run_by_hand_never_writes_a_profiles_folder(tmp_path, monkeyp
     monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
     assert report.output_dir("cpu") == tmp_path / "outputs" / "interactive" / "cpu"
     assert "not run by `pairlib run`" in capsys.readouterr().out
-    assert report.output_dir("cpu", tmp_path / "outputs" / "cpu") == tmp_path / "outputs" / "cpu"  # the runner's
+    monkeypatch.setenv(report.STAGING_ENV, str(tmp_path / "outputs" / "cpu" / ".staging" / "nb"))  # the runner's
+    assert report.output_dir("cpu", tmp_path / "outputs" / "cpu") == tmp_path / "outputs" / "cpu"
 
 
 def test_an_executed_notebook_keeps_its_streams_as_a_reader_sees_them():
@@ -314,7 +315,7 @@ def test_each_notebook_sections_keys_are_checked_naming_file_and_key(profile, tm
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("deformer_pairs", {"mnli": {"question_length": 8, "passage_length": 8, "lr": ".1"}}, "mnli: Recipe.lr"),
+    ("deformer_pairs", {"mnli": {"question_length": 8, "passage_length": 8, "lr": ".1"}}, "mnli: DeFormerRecipe.lr"),
     ("dipair_head", {"head_dims": 64}, r"unknown DiPair head setting\(s\) \['head_dims'\]"),
     ("sweep", {"head_layers": 2}, "must list the values"),
     ("zh_pretrain", {"layer": 2}, r"unknown recipe setting\(s\) \['layer'\]"),
@@ -325,3 +326,78 @@ def test_each_notebook_sections_keys_are_checked_naming_file_and_key(profile, tm
 def test_settings_parameters_are_checked_against_what_they_feed(key, value, message):
     with pytest.raises(run.RunError, match=message):
         run._check_value(f"params/x.yaml: defaults.{key}", key, value, None)
+
+
+def test_an_empty_profile_a_foldered_name_or_a_repeated_key_is_refused(sandbox):
+    (sandbox / "params" / "cpu.yaml").write_text("")
+    with pytest.raises(run.RunError, match="params/cpu.yaml is empty"):
+        run.load_profile("cpu")
+    with pytest.raises(run.RunError, match="unknown profile '../params/cpu'"):
+        run.load_profile("../params/cpu")
+    (sandbox / "params" / "twice.yaml").write_text("description: t\ndefaults: {n: 1}\ndefaults: {n: 2}\n")
+    with pytest.raises(run.RunError, match="key 'defaults' is given twice"):
+        run.load_profile("twice")
+    (sandbox / "params" / "latin.yaml").write_bytes("description: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(run.RunError, match="not UTF-8"):
+        run.load_profile("latin")
+
+
+def test_the_committed_outputs_are_written_only_from_a_clean_tree(sandbox, monkeypatch):
+    from pairlib.study import report
+    monkeypatch.setattr(run, "REPO_ROOT", sandbox)
+    monkeypatch.setattr(report, "git_commit", lambda root=None: "abc123-dirty")
+    with pytest.raises(run.RunError, match="uncommitted changes.*--allow-dirty"):
+        run.run("smoke", progress_bar=False)
+    assert not (sandbox / "outputs" / "smoke" / "00_a.ipynb").exists()
+
+
+def test_readme_publishes_only_the_committed_profile(capsys):
+    assert run.main(["readme", "--profile", "smoke"]) == 2
+    assert "only" in capsys.readouterr().err
+
+
+def test_an_executed_notebook_run_again_by_hand_does_not_write_the_committed_outputs(monkeypatch, tmp_path):
+    from pairlib.study import report
+    monkeypatch.delenv(report.STAGING_ENV, raising=False)
+    monkeypatch.delenv("PAIRLIB_OUTPUTS", raising=False)
+    monkeypatch.setattr(report, "REPO_ROOT", tmp_path)
+    assert report.output_dir("cpu", "outputs/cpu") == tmp_path / "outputs" / "interactive" / "cpu"
+    monkeypatch.setenv(report.STAGING_ENV, str(tmp_path / "outputs" / "cpu" / ".staging" / "x"))
+    assert report.output_dir("cpu", "outputs/cpu") == tmp_path / "outputs" / "cpu"
+
+
+def test_results_that_cannot_all_be_written_replace_none(sandbox):
+    from pairlib.study import report
+    out = sandbox / "out" / "smoke"
+    staging = out / ".staging" / "nb"
+    for kind, name in (("tables", "t.csv"), ("figures", "f.png")):
+        (staging / kind).mkdir(parents=True)
+        (staging / kind / name).write_text("new")
+    (out / "tables").mkdir(parents=True)
+    (out / "tables" / "t.csv").write_text("old")
+    (out / "figures").write_text("a file where the figures folder should be")
+    with pytest.raises(OSError):
+        report.commit_staged(staging, out)
+    assert (out / "tables" / "t.csv").read_text() == "old"
+    assert [p.name for p in (out / "tables").iterdir()] == ["t.csv"]  # no temporary copy left
+
+
+def test_sigterm_ends_a_run_as_an_interrupt_with_its_record(sandbox, monkeypatch, capsys):
+    """`kill <pid>` is how a background run is stopped: it ends like Ctrl-C, recorded, with the shell's status."""
+    import os
+    import signal
+    import threading
+    _nb(sandbox / "notebooks" / "10_b.ipynb", "profile = 'smoke'\noutput_dir = None\nfail = False",
+        "import time\ntime.sleep(60)")
+    monkeypatch.setattr(run, "REPO_ROOT", sandbox)
+    timer = threading.Timer(8, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        status = run.main(["run", "--profile", "smoke", "--output-root", str(sandbox / "out"), "--no-progress",
+                           "--allow-dirty"])
+    finally:
+        timer.cancel()
+    assert status == 143 and "stopped after" in capsys.readouterr().err
+    state = run.read_state(sandbox / "out" / "smoke")["notebooks"]
+    assert state["10_b"]["status"] == "interrupted" and state["10_b"]["error"] == "stopped by SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is not run._terminate  # the handler is the runner's only while it runs

@@ -11,6 +11,7 @@ from pairlib.core.artifacts import REPO_ROOT, shown
 from pairlib.study.report import read_claims, stamp_line
 from pairlib.study.verdicts import VERDICTS
 
+PUBLISHED_PROFILE = "cpu"  # the profile whose outputs are committed, and so the one the pages show
 CLAIMS_MARK, CLAIMS_END = "<!-- claims:start", "<!-- claims:end -->"
 FRONTIER_MARK, FRONTIER_END = "<!-- frontier:start", "<!-- frontier:end -->"
 
@@ -157,6 +158,8 @@ def update_claim_pages(out_dir: str | Path, root: str | Path = REPO_ROOT) -> lis
     """Regenerate the claims block of the README and of every paper's page, and the frontier's page; the pages
     that changed. Refused when `out_dir` holds no claims: a mistyped profile must not blank every page."""
     out_dir = Path(out_dir)
+    if (out_dir / "claims.csv").exists() and read_claims(out_dir).empty:
+        raise ValueError(f"{shown(out_dir / 'claims.csv')} holds no claims; publishing it would blank every page")
     if not (out_dir / "claims.csv").exists():
         with_claims = sorted(p.parent.name for p in (Path(root) / "outputs").glob("*/claims.csv"))
         raise ValueError(f"{shown(out_dir)} holds no claims.csv, so there is nothing to publish; profiles with "

@@ -88,6 +88,12 @@ def output_dir(profile: str, root: str | Path | None = None) -> Path:
     in), else `$PAIRLIB_OUTPUTS/<profile>` (the tests point it at a temporary folder), else
     `outputs/interactive/<profile>`: a notebook run by hand (in JupyterLab, its parameters perhaps edited) never
     writes into `outputs/<profile>/`, which holds only what `pairlib run` made from `params/<profile>.yaml`."""
+    committed = REPO_ROOT / "outputs"
+    if root is not None and (REPO_ROOT / root).resolve().parent == committed.resolve() and not os.environ.get(
+            STAGING_ENV):
+        # an executed notebook re-run by hand (Run All on outputs/<profile>/<nb>.ipynb) carries the runner's root
+        root = None
+        print("this notebook's output_dir names a profile's committed outputs, which only `pairlib run` writes")
     if root is not None:
         d = REPO_ROOT / root  # an absolute root stays as it is
     elif os.environ.get("PAIRLIB_OUTPUTS"):
@@ -118,13 +124,25 @@ def _written_in(out_dir: str | Path) -> Path:
 
 
 def commit_staged(staging: Path, out_dir: str | Path) -> list[str]:
-    """Move a succeeded notebook's staged tables and figures into `out_dir` and merge its claims; what moved."""
-    moved = []
-    for kind in ("tables", "figures"):
-        for f in sorted((staging / kind).glob("*")):
-            (Path(out_dir) / kind).mkdir(parents=True, exist_ok=True)
-            os.replace(f, Path(out_dir) / kind / f.name)
-            moved.append(f"{kind}/{f.name}")
+    """Move a succeeded notebook's staged tables and figures into `out_dir` and merge its claims; what moved. In two
+    steps, so that a folder that cannot be written changes nothing: every file is first copied beside its place
+    under a temporary name (any failure removes those copies and raises), then each is renamed into place."""
+    files = [(f, Path(out_dir) / kind / f.name) for kind in ("tables", "figures")
+             for f in sorted((staging / kind).glob("*"))]
+    placed: list[tuple[Path, Path]] = []
+    try:
+        for src, dest in files:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+            shutil.copyfile(src, tmp)
+            placed.append((tmp, dest))
+    except OSError:
+        for tmp, _ in placed:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, dest in placed:
+        os.replace(tmp, dest)
+    moved = [f"{dest.parent.name}/{dest.name}" for _, dest in placed]
     if (staging / "claims.csv").exists():
         _merge_claim_rows(_claim_rows(staging / "claims.csv"), out_dir, staged=False)
         moved.append("claims.csv")

@@ -46,6 +46,15 @@ class Interrupted(RunError):
     """Ctrl-C: the same record and message as a failure, the shell's exit status for an interrupt."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (how a background `nohup` run is stopped), turned into an interrupt so that the notebook running is
+    recorded as interrupted and its partial results are discarded, as with Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def notebooks() -> list[Path]:
     """In number order, except that a report (`*_report`) runs after every notebook whose results it gathers."""
     return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"), key=lambda nb: (nb.stem.endswith("_report"), nb.stem))
@@ -56,7 +65,18 @@ def profiles() -> list[str]:
 
 
 class _ProfileLoader(yaml.SafeLoader):
-    """YAML 1.1 reads `5e-5` (no dot) as a string; a profile means a number."""
+    """YAML 1.1 reads `5e-5` (no dot) as a string; a profile means a number. A key given twice in one mapping is an
+    error (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 _ProfileLoader.add_implicit_resolver(
@@ -69,13 +89,18 @@ def load_profile(name: str) -> dict[str, Any]:
     against the type of the parameter's default, every recipe as its class checks it. Each error names the file
     and the key."""
     path = PARAMS_DIR / f"{name}.yaml"
-    if not path.exists():
+    if name not in profiles() or not path.exists():  # a name with a folder in it (`../x`) is no profile either
         raise RunError(f"unknown profile {name!r}; valid profiles: {', '.join(profiles())}")
     where = f"params/{name}.yaml"
     try:
-        data = yaml.load(path.read_text(), Loader=_ProfileLoader) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_ProfileLoader)
+    except UnicodeDecodeError as e:
+        raise RunError(f"{where} is not UTF-8 text ({e}); save it as UTF-8") from None
     except yaml.YAMLError as e:
         raise RunError(f"{where} is not valid YAML: {e}") from None
+    if not data:
+        # an empty profile would run every notebook with its smoke defaults and write them over the profile's outputs
+        raise RunError(f"{where} is empty; a profile needs at least a description (see params/smoke.yaml)")
     if not isinstance(data, dict):
         raise RunError(f"{where} must be a mapping with description, defaults and notebooks; got a "
                        f"{type(data).__name__}")
@@ -204,7 +229,7 @@ def _fmt(seconds: float) -> str:
 
 
 def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume: bool = False,
-        output_root: str | Path | None = None, progress_bar: bool = True) -> dict[str, Any]:
+        output_root: str | Path | None = None, progress_bar: bool = True, allow_dirty: bool = False) -> dict[str, Any]:
     import papermill as pm
 
     from pairlib.study.report import STAGING_ENV, commit_staged, git_commit
@@ -213,6 +238,10 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
     nbs = select(only, start)
     # paths the user typed mean where they typed them, not the kernel's working folder (notebooks/)
     out_dir = (Path(output_root).resolve() if output_root else REPO_ROOT / "outputs") / profile
+    if out_dir.parent == (REPO_ROOT / "outputs").resolve() and git_commit().endswith("-dirty") and not allow_dirty:
+        raise RunError(f"the code has uncommitted changes, so {shown(out_dir)}/ would hold results no commit can "
+                       "reproduce: commit first, write elsewhere with --output-root, or pass --allow-dirty (its "
+                       "tables are then stamped -dirty)")
     if os.environ.get("PAIRLIB_DATA"):
         os.environ["PAIRLIB_DATA"] = str(Path(os.environ["PAIRLIB_DATA"]).resolve())
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -260,9 +289,10 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
             raise RunError(f"{nb.stem} failed in cell [{e.exec_count}] (cell index {e.cell_index}): "
                            f"{e.ename}: {e.evalue}\nThe executed notebook is at {shown(kept)}. Fix it, then continue "
                            f"with {again}.") from None
-        except KeyboardInterrupt:
-            kept = stopped("interrupted", "interrupted by the user")
-            raise Interrupted(f"{nb.stem} interrupted after {_fmt(time.perf_counter() - t0)}"
+        except KeyboardInterrupt as stop:
+            how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted by the user"
+            kept = stopped("interrupted", how)
+            raise Interrupted(f"{nb.stem} {how.split(' by ')[0]} after {_fmt(time.perf_counter() - t0)}"
                            + (f"; what it ran is in {shown(kept)}" if kept else "")
                            + f". Trained models keep their checkpoints: continue with {again}.") from None
         except Exception as e:  # the kernel died (out of memory?), or papermill/nbclient failed around it
@@ -274,7 +304,12 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
                            + (f"; what it ran is in {shown(kept)}" if kept else "") + f". Continue with {again}.") \
                 from None
         os.environ.pop(STAGING_ENV, None)
-        commit_staged(staging, out_dir)
+        try:
+            commit_staged(staging, out_dir)
+        except OSError as e:
+            kept = stopped("failed", f"results not written: {e}")
+            raise RunError(f"{nb.stem} ran, but its results cannot be written into {shown(out_dir)} ({e}); none of "
+                           f"them replaced the earlier ones. Fix that folder, then run it again with {again}.") from None
         _tidy_executed(running, nb, final)
         running.replace(final)
         seconds = time.perf_counter() - t0
@@ -369,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("list", help="show notebooks and profiles")
     rd = sub.add_parser("readme", help="regenerate the generated blocks (claims, frontier) of README.md and "
                         "docs/*.md from outputs/<profile>/")
-    rd.add_argument("--profile", default="cpu")
+    rd.add_argument("--profile", default="cpu", help="only cpu's outputs are committed, and so published")
     r = sub.add_parser("run", help="execute notebooks in order with a profile's parameters")
     r.add_argument("--profile", default="smoke", help="params/<profile>.yaml (default: smoke)")
     r.add_argument("--only", nargs="+", default=(), metavar="PATTERN", help="notebooks to run (glob or prefix)")
@@ -377,27 +412,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--resume", action="store_true", help="skip notebooks that already finished for this profile")
     r.add_argument("--output-root", default=None, help="write to <root>/<profile> instead of outputs/<profile>")
     r.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    r.add_argument("--allow-dirty", action="store_true",
+                   help="write outputs/<profile>/ from a tree with uncommitted changes (stamped -dirty)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import signal
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.cmd == "list":
             list_cmd()
         elif args.cmd == "readme":
-            from pairlib.study.pages import update_claim_pages
+            from pairlib.study.pages import PUBLISHED_PROFILE, update_claim_pages
+            if args.profile != PUBLISHED_PROFILE:
+                raise RunError(f"the README and docs/ show the committed {PUBLISHED_PROFILE} outputs only; "
+                               f"outputs/{args.profile}/ is not committed, so its numbers are not published")
             try:
                 changed = update_claim_pages(REPO_ROOT / "outputs" / args.profile)
             except ValueError as e:
                 raise RunError(str(e)) from None
             print(f"updated: {', '.join(changed)}" if changed else "README.md and docs/ already up to date")
         else:
-            run(args.profile, args.only, args.start, args.resume, args.output_root, not args.no_progress)
+            run(args.profile, args.only, args.start, args.resume, args.output_root, not args.no_progress,
+                args.allow_dirty)
     except Interrupted as e:
         print(f"pairlib: interrupted: {e}", file=sys.stderr)
-        return 130
+        return 143 if isinstance(e.__context__, Terminated) else 130
     except KeyboardInterrupt:
         print("pairlib: interrupted before any notebook ran", file=sys.stderr)
         return 130
     except RunError as e:
         print(f"pairlib: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
