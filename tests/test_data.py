@@ -264,8 +264,9 @@ def test_a_damaged_file_of_the_right_size_is_refused_by_its_hash(tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"\x1f\x8b\x08\x00garbage", b"not gzip at all", None])
-def test_an_unreadable_file_names_itself_without_a_manifest(tmp_path, content):
+def test_an_unreadable_file_names_itself_without_a_manifest(tmp_path, content, monkeypatch):
     import gzip
+    monkeypatch.setenv("PAIRLIB_DATA_UNCHECKED", "1")  # the user's own copy, which no MANIFEST lists
     root = _copy_root(tmp_path, "boolq/dev.jsonl.gz", "boolq/fewglue_train32.jsonl.gz", "boolq/train.jsonl.gz",
                       manifest=False)
     dev = root / "boolq/dev.jsonl.gz"
@@ -279,6 +280,7 @@ def test_a_task_is_built_once_per_process_until_its_files_change(tmp_path, monke
     import shutil
 
     monkeypatch.setenv("PAIRLIB_CACHE", "none")  # a copy under tmp_path: nothing of it belongs in the user's cache
+    monkeypatch.setenv("PAIRLIB_DATA_UNCHECKED", "1")  # copies without the MANIFEST
 
     task = data.get_task("chnsenticorp")
     for f in task.files:
@@ -303,6 +305,7 @@ def test_a_built_task_is_kept_on_disk_for_the_next_process_until_its_files_chang
     for f in task.files:
         (root / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(data.data_root() / f, root / f)
+    monkeypatch.setenv("PAIRLIB_DATA_UNCHECKED", "1")  # copies without the MANIFEST
     monkeypatch.setenv("PAIRLIB_CACHE", str(tmp_path / "cache"))
     first = data.load_task("race", root=root)
     assert len(list((tmp_path / "cache" / "tasks").glob("race-*"))) == 1
@@ -338,3 +341,31 @@ def test_a_comment_or_docstring_edit_rebuilds_no_task_but_a_code_edit_does(tmp_p
     module.write_text('"""Loaders."""\n\n\ndef load(root):\n    """Rows."""\n    return [1, 2, 3]\n')
     code_digest.cache_clear()
     assert code_digest(str(module)) != before
+
+
+def test_files_no_manifest_lists_are_refused_unless_said_to_be_the_users_own(tmp_path, monkeypatch):
+    """A data root copied without its MANIFEST.md: a file cut short at a line end would load fewer rows silently."""
+    import gzip
+    root = _copy_root(tmp_path, "ag_news/train_subset20000.csv.gz", "ag_news/test.csv.gz", manifest=False)
+    train = root / "ag_news/train_subset20000.csv.gz"
+    train.write_bytes(gzip.compress(b"\n".join(gzip.decompress(train.read_bytes()).split(b"\n")[:5000])))
+    monkeypatch.setenv("PAIRLIB_CACHE", "none")
+    with pytest.raises(data.DataError, match="no MANIFEST.md lies in its data root.*PAIRLIB_DATA_UNCHECKED=1"):
+        data.load_task("ag_news", root=root)
+    monkeypatch.setenv("PAIRLIB_DATA_UNCHECKED", "1")
+    assert len(data.load_task("ag_news", "train", root=root)) < 5000
+
+
+def test_a_kept_task_cut_short_is_built_again(tmp_path, monkeypatch):
+    """The Arrow copy of a built task is counted against the rows it was built with."""
+    import shutil
+    monkeypatch.setenv("PAIRLIB_CACHE", str(tmp_path / "cache"))
+    data._load_local_once.cache_clear()
+    full = data.load_task("race")
+    data._load_local_once.cache_clear()
+    arrow = next((tmp_path / "cache" / "tasks").glob("race-*/test/*.arrow"))
+    full["test"].select(range(5)).save_to_disk(str(tmp_path / "cut"))  # a valid Arrow file of the first rows only
+    shutil.copyfile(next((tmp_path / "cut").glob("*.arrow")), arrow)
+    again = data.load_task("race")
+    assert len(again["test"]) == len(full["test"])
+    data._load_local_once.cache_clear()

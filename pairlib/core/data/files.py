@@ -61,10 +61,14 @@ def manifest_entries(folder: Path) -> dict[str, tuple[int, str]]:
 _VERIFIED: set[tuple[str, int, int]] = set()
 
 
+UNCHECKED_ENV = "PAIRLIB_DATA_UNCHECKED"  # set to 1 to read files no MANIFEST.md lists (your own copies)
+
+
 def verify_file(path: Path) -> None:
     """Check a data file against the MANIFEST.md of the data root it sits in (its size, then its sha256), once per
     process and version of the file: a copy cut short loads without an error otherwise (an AG News train file cut at
-    5,000 lines gave 4,735 rows instead of 18,978). Files of a data root without a MANIFEST are not checked."""
+    5,000 lines gave 4,735 rows instead of 18,978). A file that no MANIFEST.md lists is refused too, unless
+    `PAIRLIB_DATA_UNCHECKED=1` says the copy is the user's own."""
     path = Path(path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -72,6 +76,11 @@ def verify_file(path: Path) -> None:
         return
     folder = next((p for p in path.parents[:3] if (p / "MANIFEST.md").is_file()), None)
     expected = manifest_entries(folder).get(path.relative_to(folder).as_posix()) if folder else None
+    if expected is None and os.environ.get(UNCHECKED_ENV) != "1":
+        where = f"{folder / 'MANIFEST.md'} does not list it" if folder else "no MANIFEST.md lies in its data root"
+        raise DataError(f"{path} cannot be checked: {where}, so a copy cut short would load without an error. Copy "
+                        "MANIFEST.md beside the data (../shared/data/MANIFEST.md), or set "
+                        f"{UNCHECKED_ENV}=1 to read unchecked files of your own.")
     if expected is not None:
         size, sha = expected
         if stat.st_size != size:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -134,6 +135,9 @@ def loader_digest(name: str) -> str:
     return code_digest(sys.modules[_MODULES[name]].__file__) + code_digest(files.__file__)
 
 
+ROWS_FILE = "rows.json"  # beside a kept task: each split's rows when it was built
+
+
 @functools.lru_cache(maxsize=8)
 def _load_local_once(name: str, root: Path, _files: tuple) -> datasets.DatasetDict:
     """A task's splits are built once per process (a notebook asks for a task once per split and model) and kept on
@@ -147,15 +151,20 @@ def _load_local_once(name: str, root: Path, _files: tuple) -> datasets.DatasetDi
     folder = base / "tasks" / f"{name}-{key}"
     if (folder / "dataset_dict.json").exists():
         try:  # in memory, as a freshly built task is, so that `.map` writes no cache files next to it
-            return datasets.load_from_disk(str(folder), keep_in_memory=True)
+            kept = datasets.load_from_disk(str(folder), keep_in_memory=True)
+            # an Arrow file cut at a record-batch boundary still loads: its rows are counted against the build's
+            if json.loads((folder / ROWS_FILE).read_text()) == {s: len(d) for s, d in kept.items()}:
+                return kept
         except Exception:  # a copy left broken (disk full, a kill): build it again
-            shutil.rmtree(folder, ignore_errors=True)
+            pass
+        shutil.rmtree(folder, ignore_errors=True)
     dd = TASKS[name].load_local(root)
     staging = folder.with_name(f".{folder.name}.{os.getpid()}")
     quiet = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()  # a cache write is bookkeeping: its bars would land in executed notebooks
     try:
         dd.save_to_disk(str(staging))
+        (staging / ROWS_FILE).write_text(json.dumps({s: len(d) for s, d in dd.items()}))
         staging.rename(folder)  # whole or not at all; a process that got there first wins
     except OSError:
         pass  # a read-only or full disk only costs the next process the build
