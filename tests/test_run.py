@@ -401,3 +401,12 @@ def test_sigterm_ends_a_run_as_an_interrupt_with_its_record(sandbox, monkeypatch
     state = run.read_state(sandbox / "out" / "smoke")["notebooks"]
     assert state["10_b"]["status"] == "interrupted" and state["10_b"]["error"] == "stopped by SIGTERM"
     assert signal.getsignal(signal.SIGTERM) is not run._terminate  # the handler is the runner's only while it runs
+
+
+def test_a_notebook_another_process_is_running_is_refused(sandbox):
+    from pairlib.core.artifacts import held
+    out = sandbox / "out" / "smoke"
+    with held(out / ".10_b.lock", "another runner"):
+        with pytest.raises(run.RunError, match="in use by process"):
+            run.run("smoke", output_root=sandbox / "out", progress_bar=False)
+    assert not (out / "00_a.ipynb").exists()  # refused before anything ran

@@ -276,3 +276,13 @@ def test_bf16_autocast_keeps_a_bert_loss_close_to_fp32():
         with torch.autocast("cpu", torch.bfloat16):
             bf16 = label_loss(model, batch).item()
     assert fp32 != bf16 and abs(bf16 - fp32) <= BF16_TOLERANCE * fp32
+
+
+def test_a_model_already_training_elsewhere_is_refused_naming_the_other_process(tmp_path):
+    import os
+
+    from pairlib.core.artifacts import BusyError, held
+    with held(tmp_path / ".lock", "a test holding it"):
+        with pytest.raises(BusyError, match=f"in use by process {os.getpid()}"):
+            train(Tiny(), dataset(), collate, mse, _config(tmp_path))
+    assert train(Tiny(), dataset(), collate, mse, _config(tmp_path, epochs=1)).global_step == 8  # free again

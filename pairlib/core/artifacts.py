@@ -56,6 +56,38 @@ def written_atomically(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+class BusyError(RuntimeError):
+    """Another process holds the folder; the message names it."""
+
+
+@contextmanager
+def held(lock: str | Path, what: str) -> Iterator[None]:
+    """This process alone holds `lock` while the block runs: a second run of the same notebook, or a second
+    training of the same model, is refused at once with the other process's id instead of racing it for the same
+    files. The lock is an OS file lock on that file: it goes with the process, however it ends."""
+    import fcntl
+    lock = Path(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            other = f.read().strip() or "another process"
+            raise BusyError(f"{shown(lock.parent)} is in use by {other} ({what}); wait for it to finish, or "
+                            "stop it first") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def replace_folder(new: Path, final: Path) -> None:
     """Put the fully written folder `new` where `final` is. A folder cannot be renamed over a non-empty one, so the
     old folder steps aside first (`<final>.old`); a kill between the two renames leaves it there, and

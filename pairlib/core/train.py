@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,7 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from pairlib.core.artifacts import recover_folder, replace_folder, shown
+from pairlib.core.artifacts import held, recover_folder, replace_folder, shown
 from pairlib.core.teacher_cache import ROW_INDEX, TeacherOutputs
 
 Teacher = torch.nn.Module | TeacherOutputs | None  # a live teacher, or its outputs computed once
@@ -195,12 +197,15 @@ def train(model: torch.nn.Module, train_data, collate_fn: Callable, loss_fn: Los
     time, finish."""
     if config.metric and evaluate is None:
         raise ValueError(f"TrainConfig.metric={config.metric!r} needs an evaluate function")
-    loop = _Loop(model, train_data, collate_fn, loss_fn, config, evaluate, teacher)
-    if loop.resume():  # finished earlier: nothing left to train, the weights are in `best`
-        return loop.result
-    while not loop.done:
-        loop.epoch()
-    return loop.finish()
+    # one process trains a model folder at a time; the ranks of one multi-process run share it (rank 0 holds it)
+    first_rank = int(os.environ.get("RANK", "0")) == 0
+    with held(Path(config.output_dir) / ".lock", "training this model") if first_rank else nullcontext():
+        loop = _Loop(model, train_data, collate_fn, loss_fn, config, evaluate, teacher)
+        if loop.resume():  # finished earlier: nothing left to train, the weights are in `best`
+            return loop.result
+        while not loop.done:
+            loop.epoch()
+        return loop.finish()
 
 
 EPOCH_LOSS = {"epoch_loss_sum": 0.0, "epoch_loss_batches": 0}  # the epoch's loss so far, kept across a resume

@@ -246,8 +246,8 @@ def load_served_model(model_dir: str | Path, tokenizer: str | None = None, dtype
     config = json.loads((folder / "config.json").read_text())
     model_type = config.get("model_type")
     if model_type not in SERVED:
-        raise ServeError(f"{folder} holds a model of type {model_type!r}, which does not score pairs here; types that "
-                         f"do: {', '.join(SERVED)} (DiPair, DE-Cos / DE-FFNN, DeFormer, cross-encoder)")
+        raise ServeError(f"{folder} holds a model of type {model_type!r}, which does not score pairs here; types "
+                         f"that do: {', '.join(SERVED)} (DiPair, DE-Cos / DE-FFNN, DeFormer, cross-encoder)")
     labels = len(config.get("id2label") or {0: "LABEL_0", 1: "LABEL_1"})  # transformers' default is two
     if model_type == "deformer" and (config.get("architectures") != ["DeFormerForSequenceClassification"] or labels > 2):
         raise ServeError(f"{folder} holds a DeFormer {config.get('architectures')} with {labels} labels; one score "

@@ -21,8 +21,9 @@ import re
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import yaml
 
@@ -230,9 +231,9 @@ def _fmt(seconds: float) -> str:
 
 def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume: bool = False,
         output_root: str | Path | None = None, progress_bar: bool = True, allow_dirty: bool = False) -> dict[str, Any]:
-    import papermill as pm
-
-    from pairlib.study.report import STAGING_ENV, commit_staged, git_commit
+    """Execute the chosen notebooks of a profile in order, each into `<output root>/<profile>/`: checked before
+    any runs, each notebook run by one process at a time, refused from a dirty tree for the committed outputs."""
+    from pairlib.study.report import git_commit
 
     spec = load_profile(profile)
     nbs = select(only, start)
@@ -246,77 +247,104 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
         os.environ["PAIRLIB_DATA"] = str(Path(os.environ["PAIRLIB_DATA"]).resolve())
     out_dir.mkdir(parents=True, exist_ok=True)
     plans = [(nb, parameters_for(nb, profile, spec, out_dir)) for nb in nbs]  # validate all before running any
+    return _run_plans(plans, profile, out_dir, resume, progress_bar)
+
+
+@contextmanager
+def _held(out_dir: Path, nb: Path) -> Iterator[None]:
+    from pairlib.core.artifacts import BusyError, held
+    try:
+        with held(out_dir / f".{nb.stem}.lock", f"`pairlib run` of {nb.stem}"):
+            yield
+    except BusyError as e:
+        raise RunError(str(e)) from None
+
+
+def _run_plans(plans: list, profile: str, out_dir: Path, resume: bool, progress_bar: bool) -> dict[str, Any]:
+    """The notebooks of `plans` in order, each staged and committed whole, each held by this process alone while
+    it runs (another process may run another notebook into the same folder: a report while a study trains)."""
+    import papermill as pm
+
+    from pairlib.study.report import STAGING_ENV, commit_staged, git_commit
+
+    for nb, _ in plans:  # refused before anything runs when another process runs one of them now
+        with _held(out_dir, nb):
+            pass
     state = read_state(out_dir)
     if resume:
-        done = {k for k, v in state["notebooks"].items() if v.get("status") == "ok" and (out_dir / f"{k}.ipynb").exists()}
+        done = {k for k, v in state["notebooks"].items()
+                if v.get("status") == "ok" and (out_dir / f"{k}.ipynb").exists()}
         skipped = [nb.stem for nb, _ in plans if nb.stem in done]
         plans = [(nb, p) for nb, p in plans if nb.stem not in done]
         if skipped:
             print(f"resume: skipping {len(skipped)} finished notebook(s): {', '.join(skipped)}")
     total_t0 = time.perf_counter()
     for i, (nb, params) in enumerate(plans, 1):
-        print(f"[{i}/{len(plans)}] {nb.stem} (profile {profile}) ...", flush=True)
-        final = out_dir / f"{nb.stem}.ipynb"
-        running = out_dir / f".{nb.stem}.running.ipynb"
-        failed = out_dir / f"{nb.stem}.failed.ipynb"
-        failed.unlink(missing_ok=True)
-        commit = git_commit()  # the code the notebook starts with (later commits during a long run do not count)
-        os.environ["PAIRLIB_COMMIT"] = commit  # the kernel stamps its tables with it (report.code_commit)
-        started = _dt.datetime.now().isoformat(timespec="seconds")
-        # recorded before it runs, so that an interrupted re-run is not taken for the earlier success by --resume
-        _record(out_dir, nb.stem, {"status": "running", "commit": commit, "started": started})
-        staging = out_dir / ".staging" / nb.stem  # its tables, figures and claims until it succeeds
-        shutil.rmtree(staging, ignore_errors=True)
-        os.environ[STAGING_ENV] = str(staging)
-        t0 = time.perf_counter()
+        with _held(out_dir, nb):  # this process alone runs this notebook into this folder
+            print(f"[{i}/{len(plans)}] {nb.stem} (profile {profile}) ...", flush=True)
+            final = out_dir / f"{nb.stem}.ipynb"
+            running = out_dir / f".{nb.stem}.running.ipynb"
+            failed = out_dir / f"{nb.stem}.failed.ipynb"
+            failed.unlink(missing_ok=True)
+            commit = git_commit()  # the code the notebook starts with (later commits during a long run do not count)
+            os.environ["PAIRLIB_COMMIT"] = commit  # the kernel stamps its tables with it (report.code_commit)
+            started = _dt.datetime.now().isoformat(timespec="seconds")
+            # recorded before it runs, so that an interrupted re-run is not taken for the earlier success by --resume
+            _record(out_dir, nb.stem, {"status": "running", "commit": commit, "started": started})
+            staging = out_dir / ".staging" / nb.stem  # its tables, figures and claims until it succeeds
+            shutil.rmtree(staging, ignore_errors=True)
+            os.environ[STAGING_ENV] = str(staging)
+            t0 = time.perf_counter()
 
-        def stopped(status: str, error: str, **extra) -> Path | None:
+            def stopped(status: str, error: str, **extra) -> Path | None:
+                os.environ.pop(STAGING_ENV, None)
+                shutil.rmtree(staging, ignore_errors=True)  # what it wrote before failing replaces nothing
+                if running.exists():
+                    running.replace(failed)
+                seconds = round(time.perf_counter() - t0, 1)
+                _record(out_dir, nb.stem, {"status": status, "error": error, "seconds": seconds,
+                                           "commit": commit, "started": started, **extra})
+                return failed if failed.exists() else None
+
+            again = f"`pairlib run --profile {profile} --from {nb.stem}` (or --resume)"
+            try:
+                pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(NOTEBOOK_DIR),
+                                    progress_bar=progress_bar, request_save_on_cell_execute=True,
+                                    kernel_name="python3")
+            except pm.PapermillExecutionError as e:
+                kept = stopped("failed", f"{e.ename}: {e.evalue}", cell=e.exec_count)
+                raise RunError(f"{nb.stem} failed in cell [{e.exec_count}] (cell index {e.cell_index}): "
+                               f"{e.ename}: {e.evalue}\nThe executed notebook is at {shown(kept)}. Fix it, then "
+                               f"continue with {again}.") from None
+            except KeyboardInterrupt as stop:
+                how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted by the user"
+                kept = stopped("interrupted", how)
+                raise Interrupted(f"{nb.stem} {how.split(' by ')[0]} after {_fmt(time.perf_counter() - t0)}"
+                               + (f"; what it ran is in {shown(kept)}" if kept else "")
+                               + f". Trained models keep their checkpoints: continue with {again}.") from None
+            except Exception as e:  # the kernel died (out of memory?), or papermill/nbclient failed around it
+                dead = type(e).__name__ == "DeadKernelError"
+                kept = stopped("failed", f"{type(e).__name__}: {e}".strip())
+                why = ("its kernel died, most often killed for lack of memory (see `dmesg`, or lower the batch size "
+                       "or sizes in the profile)" if dead else f"{type(e).__name__}: {e}")
+                raise RunError(f"{nb.stem} stopped: {why}"
+                               + (f"; what it ran is in {shown(kept)}" if kept else "") + f". Continue with {again}.") \
+                    from None
             os.environ.pop(STAGING_ENV, None)
-            shutil.rmtree(staging, ignore_errors=True)  # what it wrote before failing replaces nothing
-            if running.exists():
-                running.replace(failed)
-            _record(out_dir, nb.stem, {"status": status, "error": error, "seconds": round(time.perf_counter() - t0, 1),
-                                       "commit": commit, "started": started, **extra})
-            return failed if failed.exists() else None
-
-        again = f"`pairlib run --profile {profile} --from {nb.stem}` (or --resume)"
-        try:
-            pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(NOTEBOOK_DIR),
-                                progress_bar=progress_bar, request_save_on_cell_execute=True,
-                                kernel_name="python3")
-        except pm.PapermillExecutionError as e:
-            kept = stopped("failed", f"{e.ename}: {e.evalue}", cell=e.exec_count)
-            raise RunError(f"{nb.stem} failed in cell [{e.exec_count}] (cell index {e.cell_index}): "
-                           f"{e.ename}: {e.evalue}\nThe executed notebook is at {shown(kept)}. Fix it, then continue "
-                           f"with {again}.") from None
-        except KeyboardInterrupt as stop:
-            how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted by the user"
-            kept = stopped("interrupted", how)
-            raise Interrupted(f"{nb.stem} {how.split(' by ')[0]} after {_fmt(time.perf_counter() - t0)}"
-                           + (f"; what it ran is in {shown(kept)}" if kept else "")
-                           + f". Trained models keep their checkpoints: continue with {again}.") from None
-        except Exception as e:  # the kernel died (out of memory?), or papermill/nbclient failed around it
-            dead = type(e).__name__ == "DeadKernelError"
-            kept = stopped("failed", f"{type(e).__name__}: {e}".strip())
-            why = ("its kernel died, most often killed for lack of memory (see `dmesg`, or lower the batch size "
-                   "or sizes in the profile)" if dead else f"{type(e).__name__}: {e}")
-            raise RunError(f"{nb.stem} stopped: {why}"
-                           + (f"; what it ran is in {shown(kept)}" if kept else "") + f". Continue with {again}.") \
-                from None
-        os.environ.pop(STAGING_ENV, None)
-        try:
-            commit_staged(staging, out_dir)
-        except OSError as e:
-            kept = stopped("failed", f"results not written: {e}")
-            raise RunError(f"{nb.stem} ran, but its results cannot be written into {shown(out_dir)} ({e}); none of "
-                           f"them replaced the earlier ones. Fix that folder, then run it again with {again}.") from None
-        _tidy_executed(running, nb, final)
-        running.replace(final)
-        seconds = time.perf_counter() - t0
-        state = _record(out_dir, nb.stem, {"status": "ok", "seconds": round(seconds, 1), "commit": commit,
-                                           "started": started,
-                                           "finished": _dt.datetime.now().isoformat(timespec="seconds")})
-        print(f"[{i}/{len(plans)}] {nb.stem} done in {_fmt(seconds)} -> {shown(final)}", flush=True)
+            try:
+                commit_staged(staging, out_dir)
+            except OSError as e:
+                kept = stopped("failed", f"results not written: {e}")
+                raise RunError(f"{nb.stem} ran, but its results cannot be written into {shown(out_dir)} ({e}); "
+                               "none of them replaced the earlier ones. Fix that folder, then run it again with "
+                               f"{again}.") from None
+            _tidy_executed(running, nb, final)
+            running.replace(final)
+            seconds = time.perf_counter() - t0
+            state = _record(out_dir, nb.stem, {"status": "ok", "seconds": round(seconds, 1), "commit": commit,
+                                               "started": started,
+                                               "finished": _dt.datetime.now().isoformat(timespec="seconds")})
+            print(f"[{i}/{len(plans)}] {nb.stem} done in {_fmt(seconds)} -> {shown(final)}", flush=True)
     print(f"all {len(plans)} notebook(s) done in {_fmt(time.perf_counter() - total_t0)}; outputs in {shown(out_dir)}")
     return state
 
