@@ -7,7 +7,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
-from pairlib.study import run
+from pairlib.study import profiles, run
 
 ROOT = run.REPO_ROOT
 
@@ -29,8 +29,8 @@ def sandbox(tmp_path, monkeypatch):
     _nb(nbs / "00_a.ipynb", "profile = 'smoke'\noutput_dir = None\nn = 1", "print('a', n)")
     _nb(nbs / "10_b.ipynb", "profile = 'smoke'\noutput_dir = None\nfail = False", "assert not fail, 'boom'")
     (params / "smoke.yaml").write_text(yaml.safe_dump({"description": "t", "notebooks": {"00_a": {"n": 2}}}))
-    monkeypatch.setattr(run, "NOTEBOOK_DIR", nbs)
-    monkeypatch.setattr(run, "PARAMS_DIR", params)
+    monkeypatch.setattr(profiles, "NOTEBOOK_DIR", nbs)
+    monkeypatch.setattr(profiles, "PARAMS_DIR", params)
     return tmp_path
 
 
@@ -299,7 +299,7 @@ def _mutated(value):
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "full"])
 def test_each_notebook_sections_keys_are_checked_naming_file_and_key(profile, tmp_path, monkeypatch):
     spec = yaml.safe_load((ROOT / "params" / f"{profile}.yaml").read_text())
-    monkeypatch.setattr(run, "PARAMS_DIR", tmp_path)
+    monkeypatch.setattr(profiles, "PARAMS_DIR", tmp_path)
     sections = [("defaults", None, key) for key in spec.get("defaults") or {}]
     sections += [("notebooks", nb, next(iter(own))) for nb, own in (spec.get("notebooks") or {}).items() if own]
     assert len(sections) >= 2

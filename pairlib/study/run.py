@@ -12,12 +12,10 @@ each notebook's wall time and commit, which `--resume` uses to continue after th
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime as _dt
 import fnmatch
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -25,22 +23,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-import yaml
 
 from pairlib.core.artifacts import REPO_ROOT, shown
-from pairlib.core.data import DataError
-from pairlib.study import profile_checks
+from pairlib.study import profiles as _profiles
+from pairlib.study.executed import tidy_executed, tidy_streams  # noqa: F401  (tidy_streams: tests)
+from pairlib.study.profiles import (  # noqa: F401  (_ProfileLoader, _check_value: tests)
+    RunError,
+    _check_value,
+    _declared,
+    _ProfileLoader,
+    load_profile,
+    notebooks,
+    profiles,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-PARAMS_DIR = REPO_ROOT / "params"
 ALWAYS_INJECTED = ("profile", "output_dir")
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or did not finish; its message says which notebook and what to do."""
 
 
 class Interrupted(RunError):
@@ -54,111 +54,6 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum, frame) -> None:
     raise Terminated()
-
-
-def notebooks() -> list[Path]:
-    """In number order, except that a report (`*_report`) runs after every notebook whose results it gathers."""
-    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"), key=lambda nb: (nb.stem.endswith("_report"), nb.stem))
-
-
-def profiles() -> list[str]:
-    return sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
-
-
-class _ProfileLoader(yaml.SafeLoader):
-    """YAML 1.1 reads `5e-5` (no dot) as a string; a profile means a number. A key given twice in one mapping is an
-    error (plain YAML keeps the last silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
-                                                        key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-_ProfileLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)$"), list("-+0123456789."))
-
-# Parameters that notebooks turn into recipes, checked before anything runs (with the task the notebook adds).
-def load_profile(name: str) -> dict[str, Any]:
-    """A profile, read and checked: its shape, every key against the notebooks' parameters cells, every value
-    against the type of the parameter's default, every recipe as its class checks it. Each error names the file
-    and the key."""
-    path = PARAMS_DIR / f"{name}.yaml"
-    if name not in profiles() or not path.exists():  # a name with a folder in it (`../x`) is no profile either
-        raise RunError(f"unknown profile {name!r}; valid profiles: {', '.join(profiles())}")
-    where = f"params/{name}.yaml"
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_ProfileLoader)
-    except UnicodeDecodeError as e:
-        raise RunError(f"{where} is not UTF-8 text ({e}); save it as UTF-8") from None
-    except yaml.YAMLError as e:
-        raise RunError(f"{where} is not valid YAML: {e}") from None
-    if not data:
-        # an empty profile would run every notebook with its smoke defaults and write them over the profile's outputs
-        raise RunError(f"{where} is empty; a profile needs at least a description (see params/smoke.yaml)")
-    if not isinstance(data, dict):
-        raise RunError(f"{where} must be a mapping with description, defaults and notebooks; got a "
-                       f"{type(data).__name__}")
-    unknown = set(data) - {"description", "defaults", "notebooks"}
-    if unknown:
-        raise RunError(f"{where}: unknown top-level keys {sorted(unknown)}; use description, defaults, notebooks")
-    for section in ("defaults", "notebooks"):
-        if not isinstance(data.get(section) or {}, dict):
-            raise RunError(f"{where}: {section} must be a mapping of key -> value, got {data[section]!r}")
-    declared = {nb.stem: _declared(nb) for nb in notebooks()}
-    for nb, own in (data.get("notebooks") or {}).items():
-        if nb not in declared:
-            raise RunError(f"{where}: section for unknown notebook {nb!r}; notebooks: {', '.join(sorted(declared))}")
-        if not isinstance(own or {}, dict):
-            raise RunError(f"{where}: notebooks.{nb} must be a mapping of parameter -> value, got {own!r}")
-    everywhere = {k: v for params in declared.values() for k, v in params.items()}
-    for key, value in (data.get("defaults") or {}).items():
-        if key not in everywhere:
-            raise RunError(f"{where}: defaults.{key} is declared by no notebook's parameters cell (a typo?); "
-                           f"declared: {', '.join(sorted(everywhere))}")
-        _check_value(f"{where}: defaults.{key}", key, value, everywhere[key])
-    for nb, own in (data.get("notebooks") or {}).items():
-        for key, value in (own or {}).items():
-            if key in declared[nb]:
-                _check_value(f"{where}: notebooks.{nb}.{key}", key, value, declared[nb][key])
-    return data
-
-
-def _declared(nb: Path) -> dict[str, Any]:
-    """A notebook's parameters and their default values (None where the default is not a plain literal)."""
-    import papermill as pm
-    out = {}
-    for key, info in pm.inspect_notebook(str(nb)).items():
-        try:
-            out[key] = ast.literal_eval(info["default"])
-        except (ValueError, SyntaxError):
-            out[key] = None
-    return out
-
-
-def _check_value(where: str, key: str, value: Any, default: Any) -> None:
-    """The value's kind against the notebook's default, then what `profile_checks` knows of the parameter."""
-    if value is not None and default is not None and not _same_kind(value, default):
-        raise RunError(f"{where} must be {_kind(default)} like the notebook's default {default!r}, got {value!r}")
-    try:
-        profile_checks.check(key, value)
-    except (ValueError, TypeError, DataError) as e:
-        raise RunError(f"{where}: {e}") from None
-
-
-def _kind(v: Any) -> str:
-    return {bool: "true or false", int: "a number", float: "a number", str: "a string", list: "a list",
-            dict: "a mapping"}.get(type(v), type(v).__name__)
-
-
-def _same_kind(value: Any, default: Any) -> bool:
-    return _kind(value) == _kind(default)
 
 
 def select(only: Sequence[str] = (), start: str | None = None) -> list[Path]:
@@ -308,7 +203,7 @@ def _run_plans(plans: list, profile: str, out_dir: Path, resume: bool, progress_
 
             again = f"`pairlib run --profile {profile} --from {nb.stem}` (or --resume)"
             try:
-                pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(NOTEBOOK_DIR),
+                pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(_profiles.NOTEBOOK_DIR),
                                     progress_bar=progress_bar, request_save_on_cell_execute=True,
                                     kernel_name="python3")
             except pm.PapermillExecutionError as e:
@@ -338,7 +233,7 @@ def _run_plans(plans: list, profile: str, out_dir: Path, resume: bool, progress_
                 raise RunError(f"{nb.stem} ran, but its results cannot be written into {shown(out_dir)} ({e}); "
                                "none of them replaced the earlier ones. Fix that folder, then run it again with "
                                f"{again}.") from None
-            _tidy_executed(running, nb, final)
+            tidy_executed(running, nb, final)
             running.replace(final)
             seconds = time.perf_counter() - t0
             state = _record(out_dir, nb.stem, {"status": "ok", "seconds": round(seconds, 1), "commit": commit,
@@ -347,49 +242,6 @@ def _run_plans(plans: list, profile: str, out_dir: Path, resume: bool, progress_
             print(f"[{i}/{len(plans)}] {nb.stem} done in {_fmt(seconds)} -> {shown(final)}", flush=True)
     print(f"all {len(plans)} notebook(s) done in {_fmt(time.perf_counter() - total_t0)}; outputs in {shown(out_dir)}")
     return state
-
-
-def _tidy_executed(executed: Path, source: Path, final: Path) -> None:
-    """Papermill records the absolute paths it read and wrote; an executed notebook that is committed names the
-    repository's paths instead (a notebook written outside the repository keeps its own). Its streams are stored
-    as a reader sees them (`tidy_streams`)."""
-    import nbformat
-    nb = nbformat.read(executed, as_version=4)
-    record = nb.metadata.get("papermill", {})
-    record.update(input_path=shown(source), output_path=shown(final))
-    tidy_streams(nb)
-    nbformat.write(nb, executed)
-
-
-def overwrite_carriage_returns(text: str) -> str:
-    """What a terminal (and JupyterLab) shows for `text`: after a `\r` the line is written over from its start."""
-    lines = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        shown_line = ""
-        for part in line.split("\r"):
-            shown_line = part + shown_line[len(part):]
-        lines.append(shown_line)
-    return "\n".join(lines)
-
-
-def tidy_streams(nb) -> None:
-    """Papermill saves every write to stdout/stderr as its own output, so a progress bar updated every 30 s over
-    hours left thousands of lines in git that Lab draws as one line. Consecutive writes to one stream become one
-    output holding what Lab shows."""
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        merged: list = []
-        for out in cell.get("outputs", []):
-            if (out.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
-                    and merged[-1].get("name") == out.get("name")):
-                merged[-1]["text"] += out["text"]
-            else:
-                merged.append(out)
-        for out in merged:
-            if out.get("output_type") == "stream":
-                out["text"] = overwrite_carriage_returns(out["text"])
-        cell.outputs = merged
 
 
 def runs_table(out_dir: str | Path) -> "pd.DataFrame":
