@@ -410,3 +410,16 @@ def test_a_notebook_another_process_is_running_is_refused(sandbox):
         with pytest.raises(run.RunError, match="in use by process"):
             run.run("smoke", output_root=sandbox / "out", progress_bar=False)
     assert not (out / "00_a.ipynb").exists()  # refused before anything ran
+
+
+def test_an_executed_notebook_holds_no_progress_bar(sandbox):
+    """Bars belong to a console: the runner's kernels start with ours and the libraries' (datasets' here) off."""
+    import nbformat
+    _nb(sandbox / "notebooks" / "00_a.ipynb", "profile = 'smoke'\noutput_dir = None\nn = 1",
+        "from pairlib.core.progress import bar\nfor _ in bar(range(3), desc='work', mininterval=0): pass\n"
+        "import datasets\ndatasets.Dataset.from_dict({'a': [1, 2, 3]}).map(lambda r: r)\nprint('done')")
+    run.run("smoke", only=["00_a"], output_root=sandbox / "out", progress_bar=False)
+    nb = nbformat.read(sandbox / "out" / "smoke" / "00_a.ipynb", as_version=4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert [o.get("text") for o in outputs] == ["done\n"]
+    assert "widgets" not in nb.metadata

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from tqdm import tqdm
+
+from pairlib.core.progress import bar
 
 ROW_INDEX = "row_index"
 
@@ -40,8 +41,7 @@ class TeacherOutputs:
         if self.outputs is None:
             chunks: dict[str, list[torch.Tensor]] = {}
             with torch.no_grad():
-                for lo in tqdm(range(0, len(self), self.batch_size), desc="teacher outputs", mininterval=30,
-                               disable=not self.progress):
+                for lo in bar(range(0, len(self), self.batch_size), desc="teacher outputs", show=self.progress):
                     batch = {k: v[lo:lo + self.batch_size].to(device) for k, v in self.rows.items()}
                     for name, value in self.outputs_of(batch).items():
                         chunks.setdefault(name, []).append(value.detach().cpu())

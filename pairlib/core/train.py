@@ -29,10 +29,10 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from pairlib.core.artifacts import held, recover_folder, replace_folder, shown
+from pairlib.core.progress import bar
 from pairlib.core.teacher_cache import ROW_INDEX, TeacherOutputs
 
 Teacher = torch.nn.Module | TeacherOutputs | None  # a live teacher, or its outputs computed once
@@ -282,20 +282,20 @@ class _Loop:
         skip = state["batch_in_epoch"]
         batches = acc.skip_first_batches(dl, skip) if skip else dl
         # counted by hand after each step: iterating the bar would leave it one short when the loop breaks early
-        bar = tqdm(total=len(dl), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not (config.progress and acc.is_local_main_process), mininterval=30, leave=True)
+        shown_bar = bar(total=len(dl), initial=skip, desc=f"epoch {epoch + 1}/{config.epochs}",
+                        show=config.progress and acc.is_local_main_process, leave=True)
         running: list[float] = []
         for batch in batches:
             running.append(self.step(batch))
-            bar.update()
+            shown_bar.update()
             if acc.sync_gradients:
-                bar.set_postfix(loss=f"{sum(running[-20:]) / len(running[-20:]):.4f}",
-                                lr=f"{self.scheduler.get_last_lr()[0]:.2e}", refresh=False)
+                shown_bar.set_postfix(loss=f"{sum(running[-20:]) / len(running[-20:]):.4f}",
+                                      lr=f"{self.scheduler.get_last_lr()[0]:.2e}", refresh=False)
                 self.after_optimizer_step(running)
                 if state["global_step"] >= self.total:
                     self.done = True
                     break
-        bar.close()
+        shown_bar.close()
         self.end_epoch(epoch, running)
 
     def step(self, batch: dict) -> float:

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from pairlib.core import data, metrics
 from pairlib.core.artifacts import kept_outputs, written_atomically
 from pairlib.core.backbone import quiet_transformers
+from pairlib.core.progress import bar
 from pairlib.deformer.inputs import Segments, best_spans, choice_segments, pair_segments, squad_segments
 from pairlib.deformer.modeling import (
     DeFormerForMultipleChoice,
@@ -36,7 +36,7 @@ def predict(model: DeFormerPreTrainedModel, segments: Segments, batch_size: int 
     model.eval()
     device = next(model.parameters()).device
     chunks = []
-    for lo in tqdm(range(0, len(segments), batch_size), desc="predict", disable=not progress, mininterval=30):
+    for lo in bar(range(0, len(segments), batch_size), desc="predict", show=progress):
         batch = {k: v.to(device) for k, v in model_inputs(segments.rows(slice(lo, lo + batch_size))).items()}
         chunks.append(model.distilled_logits(model(**batch)).float().cpu())
     return torch.cat(chunks)

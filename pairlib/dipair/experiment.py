@@ -20,11 +20,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir, kept_outputs, written_atomically
 from pairlib.core.backbone import backbone_identity, load_tokenizer
+from pairlib.core.progress import bar
 from pairlib.core.recipe import RecipeBase
 from pairlib.core.train import (
     TensorDictDataset,
@@ -168,7 +168,7 @@ def predict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], batch_size
     model.eval()
     n = len(tensors["input_ids"])
     out = []
-    for lo in tqdm(range(0, n, batch_size), desc="score", disable=not progress, mininterval=30):
+    for lo in bar(range(0, n, batch_size), desc="score", show=progress):
         out.append(model(**{k: v[lo:lo + batch_size] for k, v in _features(tensors).items()}).float())
     return torch.cat(out)
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir
 from pairlib.core.backbone import backbone_identity, load_tokenizer
 from pairlib.core.losses import self_distillation_loss
+from pairlib.core.progress import bar
 from pairlib.core.recipe import RecipeBase
 from pairlib.core.train import TensorDictDataset, seed_new_weights, train_and_reload
 from pairlib.fastbert.modeling import (
@@ -155,7 +155,7 @@ class FastBertExperiment:
         """Every evaluation sample predicted adaptively: (predictions, exit layers, uncertainties)."""
         preds, exits, unc = [], [], []
         n = len(self.eval_set)
-        for lo in tqdm(range(0, n, batch_size), desc=f"speed {speed}", disable=not self.progress, mininterval=30):
+        for lo in bar(range(0, n, batch_size), desc=f"speed {speed}", show=self.progress):
             batch = {k: v[lo:lo + batch_size] for k, v in _inputs(self.eval_tensors).items()}
             p = model.adaptive_predict(**batch, speed=speed)
             preds.append(p.logits.argmax(-1))

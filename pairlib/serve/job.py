@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pairlib.core.progress import bar
 from pairlib.serve.models import ServedModel, ServeError, check_device, load_served_model
 from pairlib.serve.store import (
     SideStore,
@@ -241,8 +242,7 @@ def run_tasks(tasks: list[dict], settings: dict, engine: str, address: str | Non
         return []
     if engine == "local":
         worker = ShardWorker(settings, served)
-        from tqdm import tqdm
-        return [worker.do(t) for t in tqdm(tasks, desc=tasks[0]["stage"], disable=not progress, mininterval=30)]
+        return [worker.do(t) for t in bar(tasks, desc=tasks[0]["stage"], show=progress)]
     return _run_on_ray(tasks, settings, address)
 
 

@@ -165,6 +165,9 @@ def _run_plans(plans: list, profile: str, out_dir: Path, resume: bool, progress_
     for nb, _ in plans:  # refused before anything runs when another process runs one of them now
         with _held(out_dir, nb):
             pass
+    # no progress bar lands in an executed notebook: the kernels inherit these (tqdm's, datasets' and the Hub's own
+    # switches); the console shows each notebook's cells instead (papermill's bar) and the loop one line per epoch
+    os.environ.update(TQDM_DISABLE="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
     state = read_state(out_dir)
     if resume:
         done = {k for k, v in state["notebooks"].items()
