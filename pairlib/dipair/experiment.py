@@ -23,7 +23,7 @@ from torch import nn
 
 from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir, kept_outputs, written_atomically
-from pairlib.core.backbone import backbone_identity, load_tokenizer
+from pairlib.core.backbone import backbone_identity, load_tokenizer, task_backbone
 from pairlib.core.progress import bar
 from pairlib.core.recipe import RecipeBase
 from pairlib.core.train import (
@@ -205,6 +205,7 @@ def kept_states(model: DiPairModel, side: str, input_ids: torch.Tensor, attentio
 
 class DiPairExperiment:
     def __init__(self, recipe: DiPairRecipe, backbone: str, out_dir: str | Path, progress: bool = True) -> None:
+        backbone = task_backbone(backbone, recipe.task)  # me5-small: its vocabulary pruned to the task's text
         self.recipe, self.backbone, self.out_dir, self.progress = recipe, backbone, Path(out_dir), progress
         self.tokenizer = load_tokenizer(backbone)
         task = data.load_task(recipe.task)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from pairlib.core import data, metrics
 from pairlib.core.artifacts import artifact_dir
-from pairlib.core.backbone import backbone_identity, load_tokenizer
+from pairlib.core.backbone import backbone_identity, load_tokenizer, task_backbone
 from pairlib.core.losses import self_distillation_loss
 from pairlib.core.progress import bar
 from pairlib.core.recipe import RecipeBase
@@ -84,11 +84,12 @@ def flops_speedup(config, length: int, exits: list[int]) -> float:
 
 class FastBertExperiment:
     def __init__(self, recipe: FastBertRecipe, backbone: str, out_dir: str | Path, progress: bool = True) -> None:
-        self.recipe, self.backbone, self.out_dir, self.progress = recipe, backbone, Path(out_dir), progress
         self.task = data.get_task(recipe.task)
         if self.task.language != "en" and backbone in ("minilm-l6",):
             raise ValueError(f"{recipe.task} is Chinese and {backbone} is an English backbone; name a Chinese one "
-                             "(e.g. bert-base-chinese, online)")
+                             "(me5-small, zh-mini, or bert-base-chinese online)")
+        backbone = task_backbone(backbone, recipe.task)  # me5-small: its vocabulary pruned to the task's text
+        self.recipe, self.backbone, self.out_dir, self.progress = recipe, backbone, Path(out_dir), progress
         self.num_labels = len(self.task.label_names)
         self.tokenizer = tok = load_tokenizer(backbone)
         self.train_set = data.subsample(data.load_task(recipe.task, "train"), recipe.train_examples)
