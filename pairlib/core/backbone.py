@@ -80,7 +80,12 @@ def _me5_small_path() -> str:
         raise BackboneError(str(e)) from None
 
 
-BUILTIN_BACKBONES = {"minilm-l6": _minilm_path, "me5-small": _me5_small_path,
+def _minilm_q4_path() -> str:
+    from pairlib.core import q4
+    return q4.minilm_q4_folder()
+
+
+BUILTIN_BACKBONES = {"minilm-l6": _minilm_path, "me5-small": _me5_small_path, "minilm-l6-q4": _minilm_q4_path,
                      **{n: (lambda n=n: _pretrained_here(n)) for n in PRETRAINED_HERE}}
 
 

