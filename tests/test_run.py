@@ -423,3 +423,14 @@ def test_an_executed_notebook_holds_no_progress_bar(sandbox):
     outputs = [o for c in nb.cells for o in c.get("outputs", [])]
     assert [o.get("text") for o in outputs] == ["done\n"]
     assert "widgets" not in nb.metadata
+
+
+def test_an_output_root_that_is_a_file_or_a_broken_record_is_a_clear_error(sandbox):
+    (sandbox / "afile").write_text("x")
+    with pytest.raises(run.RunError, match="cannot write outputs into"):
+        run.run("smoke", output_root=sandbox / "afile", progress_bar=False)
+    out = sandbox / "out" / "smoke"
+    out.mkdir(parents=True)
+    (out / "run_state.json").write_text("{ broken")
+    with pytest.raises(run.RunError, match="run_state.json is not a readable run record"):
+        run.run("smoke", output_root=sandbox / "out", progress_bar=False)

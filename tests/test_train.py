@@ -286,3 +286,12 @@ def test_a_model_already_training_elsewhere_is_refused_naming_the_other_process(
         with pytest.raises(BusyError, match=f"in use by process {os.getpid()}"):
             train(Tiny(), dataset(), collate, mse, _config(tmp_path))
     assert train(Tiny(), dataset(), collate, mse, _config(tmp_path, epochs=1)).global_step == 8  # free again
+
+
+def test_a_damaged_trained_model_names_its_folder(tmp_path):
+    from pairlib.core.train import CheckpointError, train_and_reload
+
+    def load(path):
+        raise OSError("unexpected end of file")
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'best'} cannot be read.*Delete {tmp_path}"):
+        train_and_reload(Tiny(), dataset(), mse, _config(tmp_path, epochs=1), load=load)

@@ -439,8 +439,12 @@ def train_and_reload(model: torch.nn.Module, train_data, loss_fn: LossFn, config
     resumed, gives the same model as a fresh one). `load(path)` defaults to the model class's `from_pretrained`."""
     from pairlib.core.backbone import quiet_transformers
     result = train(model, train_data, None, loss_fn, config, teacher=teacher)
-    with quiet_transformers():
-        trained = (load or type(model).from_pretrained)(result.best_dir)
+    try:
+        with quiet_transformers():
+            trained = (load or type(model).from_pretrained)(result.best_dir)
+    except Exception as e:  # a damaged or half-copied folder: transformers' errors do not name it
+        raise CheckpointError(f"the trained model in {shown(result.best_dir)} cannot be read ({type(e).__name__}: "
+                              f"{e}). Delete {shown(Path(result.best_dir).parent)} to train it again.") from e
     return trained.eval(), result
 
 

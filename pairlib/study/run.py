@@ -100,7 +100,16 @@ def _state_path(out_dir: Path) -> Path:
 
 def read_state(out_dir: Path) -> dict[str, Any]:
     p = _state_path(out_dir)
-    return json.loads(p.read_text()) if p.exists() else {"notebooks": {}}
+    if not p.exists():
+        return {"notebooks": {}}
+    try:
+        state = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"{shown(p)} is not a readable run record ({e}); delete it (the executed notebooks stay) "
+                       "and run again") from None
+    if not isinstance(state, dict) or not isinstance(state.get("notebooks"), dict):
+        raise RunError(f"{shown(p)} is not a run record (no 'notebooks' mapping); delete it and run again")
+    return state
 
 
 def _record(out_dir: Path, notebook: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +149,11 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
                        "tables are then stamped -dirty)")
     if os.environ.get("PAIRLIB_DATA"):
         os.environ["PAIRLIB_DATA"] = str(Path(os.environ["PAIRLIB_DATA"]).resolve())
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where the folder should be, a folder that cannot be written
+        raise RunError(f"cannot write outputs into {shown(out_dir)} ({e.strerror or e}); name a folder with "
+                       "--output-root") from None
     plans = [(nb, parameters_for(nb, profile, spec, out_dir)) for nb in nbs]  # validate all before running any
     return _run_plans(plans, profile, out_dir, resume, progress_bar)
 
