@@ -90,13 +90,23 @@ def test_runner_injects_stops_at_failure_and_resumes(sandbox):
     assert "a 2" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert run.read_state(done)["notebooks"]["10_b"]["status"] == "failed"
 
-    (sandbox / "params" / "smoke.yaml").write_text(yaml.safe_dump({"notebooks": {"10_b": {"fail": False}}}))
+    (sandbox / "params" / "smoke.yaml").write_text(
+        yaml.safe_dump({"notebooks": {"00_a": {"n": 2}, "10_b": {"fail": False}}}))
     first_mtime = (done / "00_a.ipynb").stat().st_mtime
     state = run.run("smoke", output_root=out, resume=True, progress_bar=False)
     assert (done / "00_a.ipynb").stat().st_mtime == first_mtime  # not run again
     assert state["notebooks"]["10_b"]["status"] == "ok" and not (done / "10_b.failed.ipynb").exists()
     runs = run.runs_table(done).set_index("notebook")
     assert list(runs.status) == ["ok", "ok"] and runs.minutes.notna().all() and runs.commit.str.len().gt(0).all()
+
+    # a finished notebook whose settings changed since is run again by --resume, the other is not
+    (sandbox / "params" / "smoke.yaml").write_text(
+        yaml.safe_dump({"notebooks": {"00_a": {"n": 3}, "10_b": {"fail": False}}}))
+    b_mtime = (done / "10_b.ipynb").stat().st_mtime
+    run.run("smoke", output_root=out, resume=True, progress_bar=False)
+    executed = nbformat.read(done / "00_a.ipynb", as_version=4)
+    assert "a 3" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert (done / "10_b.ipynb").stat().st_mtime == b_mtime
 
 
 def test_runs_table_names_notebooks_that_have_not_run(sandbox):
@@ -234,7 +244,8 @@ def test_a_failed_run_leaves_the_results_it_would_replace_untouched(sandbox):
     run.run("smoke", only=["00_a"], output_root=out, progress_bar=False)
     done = out / "smoke"
     assert (done / "tables" / "t.csv").read_text() == "x\n2\n" and ",2,u,partly," in (done / "claims.csv").read_text()
-    (sandbox / "params" / "smoke.yaml").write_text(yaml.safe_dump({"notebooks": {"00_a": {"n": 3}}}))
+    (sandbox / "params" / "smoke.yaml").write_text(
+        yaml.safe_dump({"notebooks": {"00_a": {"n": 3}, "10_b": {"fail": False}}}))
     with pytest.raises(run.RunError, match="boom"):
         run.run("smoke", only=["00_a"], output_root=out, progress_bar=False)
     assert (done / "tables" / "t.csv").read_text() == "x\n2\n" and ",2,u,partly," in (done / "claims.csv").read_text()

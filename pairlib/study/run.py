@@ -127,6 +127,13 @@ def _record(out_dir: Path, notebook: str, entry: dict[str, Any]) -> dict[str, An
     return state
 
 
+def _digest(params: dict[str, Any]) -> str:
+    """Names a notebook's parameters, so that --resume runs a notebook again whose settings changed since it ran."""
+    import hashlib
+    settings = {k: v for k, v in params.items() if k != "output_dir"}
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def _fmt(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
@@ -182,13 +189,17 @@ def _run_plans(plans: list, profile: str, out_dir: Path, resume: bool, progress_
     # switches); the console shows each notebook's cells instead (papermill's bar) and the loop one line per epoch
     os.environ.update(TQDM_DISABLE="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
     state = read_state(out_dir)
-    if resume:
+    if resume:  # a notebook that finished with the same parameters (a record without them: any)
         done = {k for k, v in state["notebooks"].items()
                 if v.get("status") == "ok" and (out_dir / f"{k}.ipynb").exists()}
-        skipped = [nb.stem for nb, _ in plans if nb.stem in done]
-        plans = [(nb, p) for nb, p in plans if nb.stem not in done]
+        changed = [nb.stem for nb, p in plans if nb.stem in done
+                   and state["notebooks"][nb.stem].get("parameters", _digest(p)) != _digest(p)]
+        skipped = [nb.stem for nb, _ in plans if nb.stem in done and nb.stem not in changed]
+        plans = [(nb, p) for nb, p in plans if nb.stem not in skipped]
         if skipped:
             print(f"resume: skipping {len(skipped)} finished notebook(s): {', '.join(skipped)}")
+        if changed:
+            print(f"resume: running again, their parameters changed since they finished: {', '.join(changed)}")
     total_t0 = time.perf_counter()
     for i, (nb, params) in enumerate(plans, 1):
         with _held(out_dir, nb):  # this process alone runs this notebook into this folder
@@ -253,7 +264,7 @@ def _run_plans(plans: list, profile: str, out_dir: Path, resume: bool, progress_
             running.replace(final)
             seconds = time.perf_counter() - t0
             state = _record(out_dir, nb.stem, {"status": "ok", "seconds": round(seconds, 1), "commit": commit,
-                                               "started": started,
+                                               "started": started, "parameters": _digest(params),
                                                "finished": _dt.datetime.now().isoformat(timespec="seconds")})
             print(f"[{i}/{len(plans)}] {nb.stem} done in {_fmt(seconds)} -> {shown(final)}", flush=True)
     print(f"all {len(plans)} notebook(s) done in {_fmt(time.perf_counter() - total_t0)}; outputs in {shown(out_dir)}")
