@@ -200,13 +200,15 @@ def quiet_transformers():
     """Silence transformers' per-load weight report and progress bar, which would flood executed notebooks (the
     dropped pooler and, with `num_layers`, the dropped upper layers are expected)."""
     level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
-        hf_logging.enable_progress_bar()
+        if bars:  # as it was: under `pairlib run` the Hub's bars are off and asking for them warns
+            hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(name: str = DEFAULT_BACKBONE) -> PreTrainedTokenizerBase:

@@ -11,8 +11,9 @@ from pairlib.core.q4 import QUANTIZED
 def weight_error(fp32: torch.nn.Module, q4: torch.nn.Module) -> pd.DataFrame:
     """||w_q4 - w|| / ||w|| for each tensor Q4_0 stores."""
     quantized = dict(q4.named_parameters())
-    return pd.DataFrame([{"tensor": name, "relative_error": float((quantized[name] - w).norm() / w.norm())}
-                         for name, w in fp32.named_parameters() if name.endswith(QUANTIZED)])
+    with torch.no_grad():
+        return pd.DataFrame([{"tensor": name, "relative_error": float((quantized[name] - w).norm() / w.norm())}
+                             for name, w in fp32.named_parameters() if name.endswith(QUANTIZED)])
 
 
 def summary(results: pd.DataFrame, predictions: dict[tuple[int, str], torch.Tensor]) -> pd.DataFrame:
