@@ -68,6 +68,7 @@ def test_cli_exits_2_with_a_clear_message():
 def test_cli_list_shows_notebooks_and_profiles():
     out = subprocess.run([sys.executable, "-m", "pairlib", "list"], capture_output=True, text=True, check=True)
     assert "00_data" in out.stdout and "smoke" in out.stdout and "cpu" in out.stdout
+    assert "backbones: minilm-l6, me5-small" in out.stdout
 
 
 def test_undeclared_profile_key_is_refused(sandbox):

@@ -294,6 +294,9 @@ def list_cmd() -> None:
     for nb in notebooks():
         params = pm.inspect_notebook(str(nb))
         print(f"  {nb.stem:<32} parameters: {', '.join(params)}")
+    from pairlib.core.backbone import BUILTIN_BACKBONES, PRETRAINED_HERE
+    print("backbones:", ", ".join(f"{b} (pretrained here)" if b in PRETRAINED_HERE else b for b in BUILTIN_BACKBONES),
+          "or a folder or Hugging Face id")
     print("profiles:")
     for p in profiles():
         try:
