@@ -157,3 +157,11 @@ def test_the_commit_stamp_is_dirty_for_changed_code_but_not_for_changed_prose_or
     assert not report.git_commit(tmp_path).endswith("-dirty")
     (tmp_path / "model.py").write_text("x = 2\n")
     assert report.git_commit(tmp_path).endswith("-dirty")
+
+
+def test_a_column_that_repeats_one_hardware_label_is_said_once_under_the_markdown(tmp_path):
+    df = pd.DataFrame({"hardware": ["AMD EPYC, 2 threads"] * 3, "batch": [1, 8, 32], "ms": [1.5, 0.5, 0.25]})
+    report.save_table(df, "t", tmp_path, "smoke")
+    md = (tmp_path / "tables" / "t.md").read_text()
+    assert "| hardware" not in md and "- hardware: AMD EPYC, 2 threads" in md
+    assert list(pd.read_csv(tmp_path / "tables" / "t.csv").columns) == ["hardware", "batch", "ms"]  # data kept

@@ -162,6 +162,16 @@ def _counts_as_integers(df: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+CONTEXT_COLUMNS = ("hardware",)  # said once under a Markdown table when every row has the same value
+
+
+def _context_said_once(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The Markdown table without the context columns that hold one value (the CSV keeps them), and that value as a
+    line under it: a hardware label repeated on every row widens the table and says nothing new."""
+    constant = [c for c in CONTEXT_COLUMNS if c in df.columns and len(df) > 1 and df[c].nunique(dropna=False) == 1]
+    return df.drop(columns=constant), [f"{c}: {df[c].iloc[0]}" for c in constant]
+
+
 def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, profile: str, notes: Iterable[str] = (),
                floatfmt: str = ".4g") -> Path:
     """Write a table as CSV + Markdown + stamp; `notes` (e.g. a task's deviations) go under the Markdown table."""
@@ -170,8 +180,9 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | Path, profile: str, n
     s = stamp(profile)
     s["notes"] = list(notes)
     df.to_csv(out / f"{name}.csv", index=False)
-    md = _counts_as_integers(df).to_markdown(index=False, floatfmt=floatfmt)
-    lines = [md, "", f"_{stamp_line(s)}_"] + [f"- {n}" for n in s["notes"]]
+    shown_df, said_once = _context_said_once(df)
+    md = _counts_as_integers(shown_df).to_markdown(index=False, floatfmt=floatfmt)
+    lines = [md, "", f"_{stamp_line(s)}_"] + [f"- {n}" for n in said_once + s["notes"]]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / f"{name}.meta.json").write_text(json.dumps(s, indent=2) + "\n", encoding="utf-8")
     return out / f"{name}.csv"
