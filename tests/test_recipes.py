@@ -103,3 +103,33 @@ def test_each_declared_setting_names_the_folder_and_no_other_does(recipe):
             assert changed == base, f"{f.name} changes no model but renamed its folder"
         else:
             assert changed != base, f"{f.name} can change a model but does not name its folder"
+
+
+def test_attention_dropout_names_a_folder_only_when_set_and_reaches_the_model_config():
+    base = FastBertRecipe(task="ag_news")
+    assert "attention_dropout" not in base.model_settings()  # folders named before the setting existed still match
+    assert base.config_overrides() == {}
+    off = FastBertRecipe(task="ag_news", attention_dropout=0.0)
+    assert off.model_settings()["attention_dropout"] == 0.0
+    assert off.config_overrides() == {"attention_probs_dropout_prob": 0.0}
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="attention_dropout must be in"):
+            FastBertRecipe(task="ag_news", attention_dropout=bad)
+
+
+def test_the_paired_control_reads_the_difference_against_the_seed_spread():
+    import pandas as pd
+    import torch
+
+    from pairlib.study import controls
+    results = pd.DataFrame([{"seed": s, "variant": v, "accuracy": a} for s, v, a in
+                            [(0, "a", 80.0), (0, "b", 81.0), (1, "a", 82.0), (1, "b", 82.0)]])
+    same = torch.tensor([0, 1, 1, 0])
+    preds = {(0, "a"): same, (0, "b"): torch.tensor([0, 1, 1, 1]), (1, "a"): same, (1, "b"): same}
+    table = controls.paired_summary(results, preds, "a", "b")
+    mean = table[table.seed == "mean"].iloc[0]
+    assert mean["difference"] == pytest.approx(0.5) and mean["same_prediction_%"] == pytest.approx(87.5)
+    assert mean["a_seed_std"] == pytest.approx(1.414, abs=1e-3)
+    assert controls.within_seed_spread(table, "a")
+    with pytest.raises(ValueError, match="no results for variant"):
+        controls.paired_summary(results, preds, "a", "c")

@@ -201,7 +201,7 @@ class DeFormerExperiment:
         """The original model fine-tuned on the task (k=0): the reference and DeFormer's teacher."""
         if self._baseline is None:
             seed_new_weights(self.recipe.seed)
-            model = self.task.new_model(self.backbone, split_layer=0)
+            model = self.task.new_model(self.backbone, split_layer=0, **self.recipe.config_overrides())
             self._baseline = self._fit("original", model, TASK_LOSS_ONLY, None, self.recipe.epochs,
                                        self.train_segments)
         return self._baseline

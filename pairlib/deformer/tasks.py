@@ -67,8 +67,8 @@ class DeFormerTask:
     def segments(self, ds, train: bool = False) -> Segments:
         raise NotImplementedError
 
-    def new_model(self, backbone: str, split_layer: int = 0) -> DeFormerPreTrainedModel:
-        return self.head.from_backbone(backbone, split_layer=split_layer)
+    def new_model(self, backbone: str, split_layer: int = 0, **config) -> DeFormerPreTrainedModel:
+        return self.head.from_backbone(backbone, split_layer=split_layer, **config)
 
     def load_model(self, path: str | Path, split_layer: int | None = None) -> DeFormerPreTrainedModel:
         kw = {"split_layer": split_layer} if split_layer is not None else {}
@@ -124,9 +124,9 @@ class PairTask(DeFormerTask):
         return pair_segments(self.tokenizer, list(ds[question]), list(ds[passage]), self.question_length,
                              self.passage_length, [int(x) for x in ds["label"]])
 
-    def new_model(self, backbone: str, split_layer: int = 0) -> DeFormerPreTrainedModel:
+    def new_model(self, backbone: str, split_layer: int = 0, **config) -> DeFormerPreTrainedModel:
         return self.head.from_backbone(backbone, split_layer=split_layer,
-                                       num_labels=len(data.get_task(self.name).label_names))
+                                       num_labels=len(data.get_task(self.name).label_names), **config)
 
 
 class ChoiceTask(DeFormerTask):

@@ -297,7 +297,7 @@ class DiPairExperiment:
         if self._teacher is None:
             r = self.recipe
             seed_new_weights(r.seed)
-            model = CrossEncoder.from_backbone(self.backbone)
+            model = CrossEncoder.from_backbone(self.backbone, **r.config_overrides())
             self._teacher = self._fit("teacher", "teacher", model, self.train_tensors, label_loss, r.teacher_epochs,
                                       r.teacher_lr)
         return self._teacher
@@ -341,19 +341,20 @@ class DiPairExperiment:
 
     def dipair(self, schedule: str = "two-stage", **head) -> DiPairModel:
         seed_new_weights(self.recipe.seed)
-        model = DiPairModel.from_backbone(self.backbone, **head)
+        model = DiPairModel.from_backbone(self.backbone, **head, **self.recipe.config_overrides())
         # every DiPair setting, defaults included, names the folder: a changed default is a different model
         settings = {k: getattr(model.config, k) for k in DIPAIR_SETTINGS}
         return self.distil("dipair", model, schedule, head=settings)
 
     def small_cross(self, layers: int) -> CrossEncoder:
         seed_new_weights(self.recipe.seed)
-        return self.distil(f"cross-{layers}l", CrossEncoder.from_backbone(self.backbone, num_layers=layers),
+        return self.distil(f"cross-{layers}l", CrossEncoder.from_backbone(self.backbone, num_layers=layers,
+                                                                         **self.recipe.config_overrides()),
                            "end-to-end", layers=layers)
 
     def dual(self, scorer: str) -> DualEncoder:
         seed_new_weights(self.recipe.seed)
-        model = DualEncoder.from_backbone(self.backbone, scorer=scorer)
+        model = DualEncoder.from_backbone(self.backbone, scorer=scorer, **self.recipe.config_overrides())
         calibrate = None
         if scorer == "cosine" and self.recipe.calibrate_cosine:
             def calibrate(m: DualEncoder) -> None:

@@ -122,10 +122,15 @@ class FastBertExperiment:
                              "final_train_loss": result.history[-1]["train_loss"] if result.history else None})
         return trained
 
+    def _new_model(self, num_layers: int | None = None) -> FastBertForSequenceClassification:
+        """The backbone's weights (its first `num_layers`), fresh classifiers seeded by the recipe."""
+        seed_new_weights(self.recipe.seed)
+        return FastBertForSequenceClassification.from_backbone(self.backbone, num_labels=self.num_labels,
+                                                               num_layers=num_layers, **self.recipe.config_overrides())
+
     def fine_tuned(self) -> FastBertForSequenceClassification:
         """Step 1: backbone + teacher classifier on labels (the students are untrained)."""
-        seed_new_weights(self.recipe.seed)
-        model = FastBertForSequenceClassification.from_backbone(self.backbone, num_labels=self.num_labels)
+        model = self._new_model()
         return self._fit("fine-tuned", model, teacher_loss, self.recipe.lr, self.recipe.epochs,
                          lr_by_prefix=self._label_lrs())
 
@@ -137,17 +142,14 @@ class FastBertExperiment:
 
     def trained_on_labels(self) -> FastBertForSequenceClassification:
         """Ablation: every classifier and the backbone trained together on labels (no self-distillation)."""
-        seed_new_weights(self.recipe.seed)
-        model = FastBertForSequenceClassification.from_backbone(self.backbone, num_labels=self.num_labels)
+        model = self._new_model()
         return self._fit("all-layers-on-labels", model, all_layers_label_loss, self.recipe.lr, self.recipe.epochs,
                          lr_by_prefix=self._label_lrs())
 
     def fixed_depth(self, layers: int) -> FastBertForSequenceClassification:
         """Baseline: the backbone's first `layers` layers fine-tuned with one classifier on top (the paper's
         DistilBERT rows stand in here)."""
-        seed_new_weights(self.recipe.seed)
-        model = FastBertForSequenceClassification.from_backbone(self.backbone, num_labels=self.num_labels,
-                                                               num_layers=layers)
+        model = self._new_model(num_layers=layers)
         return self._fit(f"first-{layers}-layers", model, teacher_loss, self.recipe.lr, self.recipe.epochs,
                          lr_by_prefix=self._label_lrs(), layers=layers)
 

@@ -104,6 +104,7 @@ PARAMETERS: dict[str, Check] = {
     "fastbert_english": recipe("fastbert", task="ag_news"),
     "zh_pretrain": recipe("pretrain"),
     "q4_control": recipe("fastbert"),
+    "dropout_control": recipe("fastbert"),
     "zh_control": recipe("fastbert"),
     "dipair_q2p": recipe("dipair"),
     "dipair_wikiqa": recipe("dipair"),
