@@ -90,3 +90,23 @@ def test_a_claims_file_without_claims_blanks_no_page(tmp_path):
     with pytest.raises(ValueError, match="holds no claims"):
         pages.update_claim_pages(out, root=tmp_path)
     assert before == {page: (tmp_path / page).read_text(encoding="utf-8") for page in before}
+
+
+def test_a_row_judged_on_the_deeper_profile_replaces_the_base_row_and_keeps_it_as_evidence(tmp_path):
+    """outputs/cpu-me5/ (the cpu profile's FastBERT notebooks on the 12-layer backbone) judges a claim where it ran;
+    the cpu row's result stays in `ours`, and each row names its backbone and the folder its notebook is in."""
+    def claim(cid, ours, verdict, notebook):  # rows as a notebook writes them (one of its claims each, here)
+        return {"claim_id": cid, "paper": "FastBERT", "description": "d", "paper_value": "94.38", "ours": ours,
+                "unit": "%", "verdict": verdict, "evidence": notebook}
+    acc = "fastbert.agnews.acc@0.1"
+    report._merge_claim_rows([claim(acc, "89.39", "reproduced", "31_fastbert_speed_accuracy"),
+                              claim("x.one", "2", "partly", "20_deformer_squad")], tmp_path / "cpu", staged=False)
+    report._merge_claim_rows([claim(acc, "91.00", "partly", "31_fastbert_speed_accuracy")], tmp_path / "cpu-me5",
+                             staged=False)
+    table = pages.published_claims(tmp_path / "cpu").set_index("claim_id")
+    row = table.loc["fastbert.agnews.acc@0.1"]
+    assert row.ours == "91.00; on minilm-l6: 89.39 (reproduced)" and row.verdict == "partly"
+    assert (row.profile, row.backbone) == ("cpu-me5", "me5-small")
+    assert (table.loc["x.one"].profile, table.loc["x.one"].backbone) == ("cpu", "minilm-l6")
+    block = pages.readme_block(tmp_path / "cpu")
+    assert "| 91.00 | `me5-small` | **partly** | [31](outputs/cpu-me5/31_fastbert_speed_accuracy.ipynb) |" in block

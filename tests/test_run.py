@@ -446,3 +446,27 @@ def test_an_output_root_that_is_a_file_or_a_broken_record_is_a_clear_error(sandb
     (out / "run_state.json").write_text("{ broken")
     with pytest.raises(run.RunError, match="run_state.json is not a readable run record"):
         run.run("smoke", output_root=sandbox / "out", progress_bar=False)
+
+
+def test_a_profile_extends_another_and_runs_only_its_own_notebooks(sandbox):
+    """A profile that runs some notebooks again (on another backbone) keeps its base's settings, merged key by key
+    down to a recipe's dict, and runs only the notebooks it lists."""
+    params = sandbox / "params"
+    _nb(sandbox / "notebooks" / "20_c.ipynb", "profile = 'smoke'\noutput_dir = None\nr = {'a': 1, 'b': 2}",
+        "print('c', r)")
+    (params / "smoke.yaml").write_text(yaml.safe_dump({"description": "t", "notebooks": {"20_c": {"r": {"a": 5}}}}))
+    (params / "deep.yaml").write_text(yaml.safe_dump({"description": "d", "extends": "smoke", "runs": ["20_c"],
+                                                      "notebooks": {"20_c": {"r": {"b": 7}}}}))
+    spec = profiles.load_profile("deep")
+    assert spec["notebooks"]["20_c"]["r"] == {"a": 5, "b": 7}
+    assert [nb.stem for nb in profiles.profile_notebooks(spec)] == ["20_c"]
+    assert profiles.extending("smoke") == ["deep"]
+    run.run("deep", output_root=sandbox / "out", progress_bar=False)
+    assert sorted(p.name for p in (sandbox / "out" / "deep").glob("*.ipynb")) == ["20_c.ipynb"]
+    with pytest.raises(run.RunError, match="no notebook matches"):
+        run.run("deep", only=["00_a"], output_root=sandbox / "out", progress_bar=False)
+    for bad, message in [({"extends": "nope"}, "extends must name another profile"),
+                         ({"runs": ["99_x"]}, "runs names unknown notebook"), ({"runs": "20_c"}, "runs must be a list")]:
+        (params / "bad.yaml").write_text(yaml.safe_dump({"description": "b", **bad}))
+        with pytest.raises(run.RunError, match=message):
+            profiles.load_profile("bad")

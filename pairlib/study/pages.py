@@ -31,15 +31,42 @@ PAPER_PAGES = {"DeFormer": "docs/deformer.md", "FastBERT": "docs/fastbert.md", "
 CLAIM_PAGES = {"README.md": (None, ""), **{page: (paper, "../") for paper, page in PAPER_PAGES.items()}}
 
 
+def published_claims(out_dir: str | Path) -> pd.DataFrame:
+    """The claims as the pages show them: `<out_dir>/claims.csv`, each row replaced by the one a profile extending
+    this one judged where it ran (the same notebook on a 12-layer backbone: the configuration closest to the
+    paper's), the replaced row's result and verdict kept in `ours` as evidence. Two columns say where each row
+    comes from: `profile` (whose outputs hold its notebook) and `backbone`."""
+    from pairlib.study import profiles
+    from pairlib.study.claims import is_placeholder
+    out_dir = Path(out_dir)
+    base = out_dir.name
+    claims = read_claims(out_dir).set_index("claim_id", drop=False)
+    claims["profile"] = base
+    spec = profiles.load_profile(base) if base in profiles.profiles() else {}
+    claims["backbone"] = [profiles.notebook_backbone(spec, nb) or "" for nb in claims.evidence]
+    for deeper in profiles.extending(base):
+        rows = read_claims(out_dir.parent / deeper)
+        deeper_spec = profiles.load_profile(deeper)
+        for r in rows.to_dict("records"):
+            if r["claim_id"] not in claims.index or is_placeholder(r["ours"]):
+                continue
+            was = claims.loc[r["claim_id"]]
+            r["ours"] = f"{r['ours']}; on {was.backbone or base}: {was.ours} ({was.verdict})"
+            r["profile"], r["backbone"] = deeper, profiles.notebook_backbone(deeper_spec, r["evidence"]) or ""
+            claims.loc[r["claim_id"]] = pd.Series(r)
+    return claims.reset_index(drop=True)
+
+
 def claims_markdown(claims: pd.DataFrame, link_prefix: str = "", profile: str = "cpu") -> str:
-    """The claims table as Markdown: one row per claim, the paper's value beside ours, the verdict, the notebook."""
+    """The claims table as Markdown: one row per claim, the paper's value beside ours, the backbone, the verdict,
+    the notebook."""
     if claims.empty:
         return "_no claims yet_"
     esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = ["| claim | paper | ours | verdict | evidence |", "|---|---|---|---|---|"]
+    lines = ["| claim | paper | ours | backbone | verdict | evidence |", "|---|---|---|---|---|---|"]
     for r in claims.sort_values("claim_id").itertuples(index=False):
-        lines.append(f"| `{r.claim_id}` | {esc(r.paper_value)} | {esc(r.ours)} | **{r.verdict}** | "
-                     f"[{r.evidence}]({link_prefix}outputs/{profile}/{r.evidence}.ipynb) |")
+        lines.append(f"| `{r.claim_id}` | {esc(r.paper_value)} | {esc(r.ours)} | {_backbone(r)} | **{r.verdict}** | "
+                     f"[{r.evidence}]({link_prefix}outputs/{_where(r, profile)}/{r.evidence}.ipynb) |")
     return "\n".join(lines) + f"\n\n{len(claims)} claims: {_summary(claims)}."
 
 
@@ -82,11 +109,21 @@ def compact_markdown(claims: pd.DataFrame, profile: str = "cpu") -> str:
         page = PAPER_PAGES.get(paper)
         about = f" {PAPER_NOTES[paper]} Full rows: [{page}]({page})." if page else ""
         parts += [f"**{paper}** ({_summary(rows)}).{about}", "",
-                  "| claim | paper | ours | verdict | notebook |", "|---|---|---|---|---|"]
-        parts += [f"| `{r.claim_id}` | {esc(headline(r.paper_value))} | {esc(headline(r.ours))} | **{r.verdict}** | "
-                  f"[{r.evidence[:2]}](outputs/{profile}/{r.evidence}.ipynb) |" for r in rows.itertuples(index=False)]
+                  "| claim | paper | ours | backbone | verdict | notebook |", "|---|---|---|---|---|---|"]
+        parts += [f"| `{r.claim_id}` | {esc(headline(r.paper_value))} | {esc(headline(r.ours))} | {_backbone(r)} | "
+                  f"**{r.verdict}** | [{r.evidence[:2]}](outputs/{_where(r, profile)}/{r.evidence}.ipynb) |"
+                  for r in rows.itertuples(index=False)]
         parts.append("")
     return "\n".join(parts) + f"\n{len(claims)} claims: {_summary(claims)}."
+
+
+def _backbone(row) -> str:
+    return f"`{row.backbone}`" if getattr(row, "backbone", "") else ""
+
+
+def _where(row, profile: str) -> str:
+    """The outputs folder that holds a row's notebook."""
+    return getattr(row, "profile", "") or profile
 
 
 def _summary(claims: pd.DataFrame) -> str:
@@ -96,7 +133,7 @@ def _summary(claims: pd.DataFrame) -> str:
 
 def readme_block(out_dir: str | Path, paper: str | None = None, link_prefix: str = "") -> str:
     """A page's claims block: one paper's full rows, or (`paper` None, the README) every claim in one short line."""
-    claims = read_claims(out_dir)
+    claims = published_claims(out_dir)
     profile = Path(out_dir).name
     if paper is None:
         return f"{claims_start(profile)}\n{compact_markdown(claims, profile)}\n{CLAIMS_END}"

@@ -71,13 +71,24 @@ def load_profile(name: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RunError(f"{where} must be a mapping with description, defaults and notebooks; got a "
                        f"{type(data).__name__}")
-    unknown = set(data) - {"description", "defaults", "notebooks"}
+    unknown = set(data) - {"description", "defaults", "notebooks", "extends", "runs"}
     if unknown:
-        raise RunError(f"{where}: unknown top-level keys {sorted(unknown)}; use description, defaults, notebooks")
+        raise RunError(f"{where}: unknown top-level keys {sorted(unknown)}; use description, defaults, notebooks "
+                       "(and extends, runs)")
     for section in ("defaults", "notebooks"):
         if not isinstance(data.get(section) or {}, dict):
             raise RunError(f"{where}: {section} must be a mapping of key -> value, got {data[section]!r}")
     declared = {nb.stem: _declared(nb) for nb in notebooks()}
+    runs = data.get("runs")
+    if runs is not None:
+        if not isinstance(runs, list) or not runs or not all(isinstance(r, str) for r in runs):
+            raise RunError(f"{where}: runs must be a list of notebook names, got {runs!r}")
+        strange = [r for r in runs if r not in declared]
+        if strange:
+            raise RunError(f"{where}: runs names unknown notebook(s) {strange}; notebooks: "
+                           f"{', '.join(sorted(declared))}")
+    if "extends" in data:
+        data = _extended(data, where)
     for nb, own in (data.get("notebooks") or {}).items():
         if nb not in declared:
             raise RunError(f"{where}: section for unknown notebook {nb!r}; notebooks: {', '.join(sorted(declared))}")
@@ -94,6 +105,41 @@ def load_profile(name: str) -> dict[str, Any]:
             if key in declared[nb]:
                 _check_value(f"{where}: notebooks.{nb}.{key}", key, value, declared[nb][key])
     return data
+
+
+def _extended(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A profile that `extends` another: the other's defaults and notebook sections, this one's over them, merged
+    key by key (a notebook's section, and a recipe's dict: `{attention_dropout: 0.0}` changes that setting alone),
+    this one's description and `runs`. Why: a profile that runs some notebooks again on another backbone keeps
+    every size it does not change in one place, its base."""
+    base_name = data["extends"]
+    if not isinstance(base_name, str) or base_name not in profiles():
+        raise RunError(f"{where}: extends must name another profile ({', '.join(profiles())}), got {base_name!r}")
+    base = load_profile(base_name)
+    if "extends" in yaml.load((PARAMS_DIR / f"{base_name}.yaml").read_text(encoding="utf-8"), Loader=_ProfileLoader):
+        raise RunError(f"{where}: extends {base_name}, which extends another profile; extend a plain one")
+    notebooks_ = {nb: dict(own or {}) for nb, own in (base.get("notebooks") or {}).items()}
+    for nb, own in (data.get("notebooks") or {}).items():
+        notebooks_[nb] = _merged(notebooks_.get(nb, {}), own or {})
+    return {**data, "defaults": _merged(base.get("defaults") or {}, data.get("defaults") or {}),
+            "notebooks": notebooks_}
+
+
+def _merged(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """`own` over `base`; a dict given in both merged key by key, one level down (a recipe's settings)."""
+    out = dict(base)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = {**base[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def profile_notebooks(spec: dict[str, Any]) -> list[Path]:
+    """The notebooks a profile runs: those its `runs` lists, in the runner's order, or all of them."""
+    runs = spec.get("runs")
+    return [nb for nb in notebooks() if runs is None or nb.stem in runs]
 
 
 def _declared(nb: Path) -> dict[str, Any]:
@@ -125,3 +171,27 @@ def _kind(v: Any) -> str:
 
 def _same_kind(value: Any, default: Any) -> bool:
     return _kind(value) == _kind(default)
+
+
+def extending(base: str) -> list[str]:
+    """The profiles that extend `base` (those that run some of its notebooks again on another backbone)."""
+    out = []
+    for name in profiles():
+        raw = yaml.load((PARAMS_DIR / f"{name}.yaml").read_text(encoding="utf-8"), Loader=_ProfileLoader) or {}
+        if isinstance(raw, dict) and raw.get("extends") == base:
+            out.append(name)
+    return out
+
+
+BACKBONE_PARAMETERS = ("backbone", "chinese_backbone")  # what a notebook's parameters cell calls its backbone
+
+
+def notebook_backbone(spec: dict[str, Any], notebook: str) -> str | None:
+    """The backbone a profile gives a notebook (its own section's, else the defaults', else the notebook's own
+    default); None for a notebook that takes none."""
+    declared = _declared(NOTEBOOK_DIR / f"{notebook}.ipynb") if (NOTEBOOK_DIR / f"{notebook}.ipynb").exists() else {}
+    own = (spec.get("notebooks") or {}).get(notebook) or {}
+    for key in BACKBONE_PARAMETERS:
+        if key in declared:
+            return own.get(key, (spec.get("defaults") or {}).get(key, declared[key]))
+    return None

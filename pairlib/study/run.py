@@ -56,9 +56,10 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
-def select(only: Sequence[str] = (), start: str | None = None) -> list[Path]:
-    """Notebooks matching any `only` pattern (glob or prefix), from the first whose name starts with `start`."""
-    nbs = notebooks()
+def select(only: Sequence[str] = (), start: str | None = None, spec: dict[str, Any] | None = None) -> list[Path]:
+    """Notebooks matching any `only` pattern (glob or prefix), from the first whose name starts with `start`, among
+    those the profile `spec` runs (`runs`; all when it has none)."""
+    nbs = _profiles.profile_notebooks(spec or {})
     names = [nb.stem for nb in nbs]
     if only:
         chosen = [nb for nb in nbs if any(fnmatch.fnmatch(nb.stem, p) or nb.stem.startswith(p) for p in only)]
@@ -147,7 +148,7 @@ def run(profile: str, only: Sequence[str] = (), start: str | None = None, resume
     from pairlib.study.report import git_commit
 
     spec = load_profile(profile)
-    nbs = select(only, start)
+    nbs = select(only, start, spec)
     # paths the user typed mean where they typed them, not the kernel's working folder (notebooks/)
     out_dir = (Path(output_root).resolve() if output_root else REPO_ROOT / "outputs") / profile
     if out_dir.parent == (REPO_ROOT / "outputs").resolve() and git_commit().endswith("-dirty") and not allow_dirty:
