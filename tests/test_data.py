@@ -27,6 +27,8 @@ MANIFEST_COUNTS = {
     "amazon_full": {"train+validation": 5000, "test": 7600},
     "yahoo": {"train+validation": 9295, "test": 2958},
     "yelp_full": {"train+validation+test": 5000, "official_test_sample": 100},
+    # Yelp.F's rows of 1-4 stars (its 5-star rows dropped), relabelled by Yelp.P's rule
+    "yelp_polarity": {"train+validation+test": 4020, "official_test_sample": 81},
 }
 # per-class counts of the test samples (MANIFEST): every class is there, none dominates
 TEST_CLASS_RANGES = {"dbpedia": (506, 583), "amazon_full": (1457, 1574), "yahoo": (291, 298)}
@@ -74,6 +76,15 @@ def test_yelp_full_test_is_derived_from_train_and_disjoint(loaded):
     train, validation, test = (set(dd[s]["text"]) for s in ("train", "validation", "test"))
     assert not (train & test or train & validation or validation & test)
     assert 700 <= len(test) <= 1300 and 150 <= len(validation) <= 350
+
+
+def test_yelp_polarity_relabels_yelp_full_by_its_readmes_rule(loaded):
+    full, polarity = _load(loaded, "yelp_full"), _load(loaded, "yelp_polarity")
+    for split in ("train", "validation", "test", "official_test_sample"):
+        stars = dict(zip(full[split]["text"], (label + 1 for label in full[split]["label"])))
+        assert all(stars[t] != 5 and label == (stars[t] >= 3)
+                   for t, label in zip(polarity[split]["text"], polarity[split]["label"])), split
+        assert len(polarity[split]) == sum(s != 5 for s in stars.values()), split
 
 
 def test_every_registered_task_has_a_count_check():

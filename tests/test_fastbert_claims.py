@@ -4,7 +4,8 @@ import pandas as pd
 
 from pairlib.study.claims import CHINESE_TASKS, NOTEBOOK_CLAIMS
 from pairlib.study import papers
-from pairlib.study.fastbert_claims import ENGLISH_TASKS, PAPER_LIMIT, SPEEDS, left_out_claims, table2_claims
+from pairlib.study.fastbert_claims import (ENGLISH_TASKS, PAPER_LIMIT, SPEEDS, left_out_claims, row_key,
+                                           table2_claims)
 
 
 def _sweep(backbone: float, accuracy: dict[float, float], speedup: dict[float, float]) -> pd.DataFrame:
@@ -52,4 +53,10 @@ def test_datasets_left_out_of_a_run_keep_their_rows_as_not_run():
 def test_every_dataset_of_the_two_notebooks_has_its_claims_listed():
     for notebook, tasks in (("35_fastbert_chinese", CHINESE_TASKS), ("36_fastbert_english", ENGLISH_TASKS)):
         listed = set(NOTEBOOK_CLAIMS[notebook])
-        assert {f"fastbert.{t}.acc@{s}" for t in tasks for s in SPEEDS} <= listed
+        assert {f"fastbert.{row_key(t)}.acc@{s}" for t in tasks for s in SPEEDS} <= listed
+
+
+def test_yelp_polarity_stands_for_table_2s_yelp_p_row():
+    assert row_key("yelp_polarity") == "yelp_p" and row_key("yelp_full") == "yelp_full"
+    rows = left_out_claims(ENGLISH_TASKS, ["dbpedia"], "36_fastbert_english")
+    assert {c.claim_id.split(".")[1] for c in rows} == {"amazon_full", "yahoo", "yelp_full", "yelp_p"}
