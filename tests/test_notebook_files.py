@@ -114,3 +114,27 @@ def test_no_notebook_says_a_registered_backbone_or_task_is_unavailable(path):
     text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     for stale in ("no offline backbone", "a Chinese backbone is not", "run only with the `full`"):
         assert stale not in text, f"{path.name} says {stale!r}, but zh-mini is pretrained offline (notebook 34)"
+
+
+def test_no_committed_executed_notebook_holds_a_progress_widget():
+    """Lab cannot restore a saved widget's state and draws each `Saving the dataset` bar stuck at 0%: the runner
+    drops them (`executed.drop_widgets`)."""
+    found = [f for f in _committed("outputs") if f.endswith(".ipynb")
+             and ("application/vnd.jupyter.widget" in (text := (REPO_ROOT / f).read_text(encoding="utf-8"))
+                  or '"widgets"' in json.loads(text).get("metadata", {}))]
+    assert not found, f"committed notebooks with progress widgets: {found}"
+
+
+def test_dropping_widgets_keeps_every_other_output():
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from pairlib.study.executed import WIDGET_VIEW, drop_widgets
+    cell = new_code_cell("x")
+    cell.outputs = [new_output("display_data", {WIDGET_VIEW: {"model_id": "m"}, "text/plain": "0%"}),
+                    new_output("stream", name="stdout", text="kept\n"),
+                    new_output("display_data", {"text/plain": "a table"})]
+    nb = new_notebook(cells=[cell], metadata={"widgets": {"state": {}}})
+    drop_widgets(nb)
+    assert [o.get("text") or o["data"]["text/plain"] for o in nb.cells[0].outputs] == ["kept\n", "a table"]
+    assert "widgets" not in nb.metadata and nbformat.validate(nb) is None

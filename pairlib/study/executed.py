@@ -16,7 +16,20 @@ def tidy_executed(executed: Path, source: Path, final: Path) -> None:
     record = nb.metadata.get("papermill", {})
     record.update(input_path=shown(source), output_path=shown(final))
     tidy_streams(nb)
+    drop_widgets(nb)
     nbformat.write(nb, executed)
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def drop_widgets(nb) -> None:
+    """Progress-bar widgets (`datasets`' "Saving the dataset (0/1 shards)") are saved with a state JupyterLab cannot
+    restore, so a reader sees each stuck at 0%: an executed notebook keeps none of them, nor the widget state."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", []) if WIDGET_VIEW not in o.get("data", {})]
+    nb.metadata.pop("widgets", None)
 
 
 def overwrite_carriage_returns(text: str) -> str:
