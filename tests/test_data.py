@@ -29,6 +29,8 @@ MANIFEST_COUNTS = {
     "yelp_full": {"train+validation+test": 5000, "official_test_sample": 100},
     # Yelp.F's rows of 1-4 stars (its 5-star rows dropped), relabelled by Yelp.P's rule
     "yelp_polarity": {"train+validation+test": 4020, "official_test_sample": 81},
+    # the 6,375 dev.small queries outside the 600 whose passage is no evaluation candidate, x (1 + 3 negatives)
+    "msmarco_q2p": {"train+validation": 25500, "test_ranked": 12000},
 }
 # per-class counts of the test samples (MANIFEST): every class is there, none dominates
 TEST_CLASS_RANGES = {"dbpedia": (506, 583), "amazon_full": (1457, 1574), "yahoo": (291, 298)}
@@ -85,6 +87,23 @@ def test_yelp_polarity_relabels_yelp_full_by_its_readmes_rule(loaded):
         assert all(stars[t] != 5 and label == (stars[t] >= 3)
                    for t, label in zip(polarity[split]["text"], polarity[split]["label"])), split
         assert len(polarity[split]) == sum(s != 5 for s in stars.values()), split
+
+
+def test_msmarco_q2p_keeps_the_evaluation_queries_and_candidates_out_of_training(loaded):
+    dd = _load(loaded, "msmarco_q2p")
+    ranked = dd["test_ranked"].to_pandas()
+    assert ranked.groupby("query_id").size().eq(20).all() and ranked.query_id.nunique() == 600
+    assert ranked.groupby("query_id").label.sum().value_counts().to_dict() == {1: 540, 0: 60}  # MANIFEST
+    candidates = set(ranked.passage)
+    for split in ("train", "validation"):
+        side = dd[split].to_pandas()
+        assert not set(side.query_id) & set(ranked.query_id), split
+        assert not any(p.endswith(c) for p in set(side.passage) for c in candidates if p[-40:] == c[-40:]), split
+        per_query = side.groupby("query_id")
+        assert per_query.size().eq(4).all() and per_query.label.sum().eq(1).all(), split
+        # the no-title mark (1,935 of the titled file's passages) is stripped; a text that itself begins "- " keeps it
+        assert side.passage.str.startswith("- ").sum() <= 2, split
+    assert not set(dd["train"].to_pandas().query_id) & set(dd["validation"].to_pandas().query_id)
 
 
 def test_every_registered_task_has_a_count_check():

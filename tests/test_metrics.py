@@ -35,6 +35,10 @@ def test_mrr_at_k_hand_checked():
     groups = ["q1", "q1", "q1", "q2", "q2", "q3"]  # q3 has no relevant item and is left out
     assert metrics.mrr_at_k(scores, labels, groups) == pytest.approx((1 / 2 + 1 / 2) / 2)
     assert metrics.mrr_at_k(scores, labels, groups, k=1) == 0.0
+    # MS MARCO's official MRR@10 averages over every judged query: q3 counts 0
+    assert metrics.mrr_at_k(scores, labels, groups, count_empty=True) == pytest.approx((1 / 2 + 1 / 2) / 3)
+    with pytest.raises(ValueError, match="no group has a relevant item"):
+        metrics.mrr_at_k([0.1], [0], ["q"], count_empty=True)
 
 
 def test_accuracy_auc_and_errors():

@@ -47,19 +47,23 @@ def auc_roc(scores: Sequence[float], labels: Sequence[int]) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def mrr_at_k(scores: Sequence[float], labels: Sequence[int], groups: Sequence[str], k: int = 10) -> float:
-    """Mean reciprocal rank of the first relevant item in each group's top k; groups without a relevant item are
-    left out, as in WikiQA and MS MARCO evaluation."""
+def mrr_at_k(scores: Sequence[float], labels: Sequence[int], groups: Sequence[str], k: int = 10,
+             count_empty: bool = False) -> float:
+    """Mean reciprocal rank of the first relevant item in each group's top k. Groups without a relevant item are
+    left out (WikiQA's convention), or with `count_empty` count 0: MS MARCO's official MRR@10 averages over every
+    judged query, so a query whose relevant passage the first-stage ranker missed scores 0."""
     by_group: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for s, y, g in zip(scores, labels, groups):
         by_group[g].append((float(s), int(y)))
     rr = []
     for items in by_group.values():
         if not any(y for _, y in items):
+            if count_empty:
+                rr.append(0.0)
             continue
         ranked = sorted(items, key=lambda t: -t[0])[:k]
         rr.append(next((1.0 / (i + 1) for i, (_, y) in enumerate(ranked) if y), 0.0))
-    if not rr:
+    if not rr or not any(any(y for _, y in items) for items in by_group.values()):
         raise ValueError("mrr_at_k: no group has a relevant item")
     return float(np.mean(rr))
 
