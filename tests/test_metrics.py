@@ -114,3 +114,14 @@ def test_pair_scores_are_the_one_logit_or_the_positive_log_odds():
     np.testing.assert_allclose(pair_scores(np.array([[0.3], [-0.7]])), [0.3, -0.7])
     with pytest.raises(ValueError, match=r"shape \(n, 1\) or \(n, 2\), got \(2, 3\)"):
         pair_scores(np.zeros((2, 3)))
+
+
+def test_ranking_reports_mrr_over_all_queries_only_where_some_have_no_relevant_candidate():
+    scores, labels = [0.9, 0.8, 0.1, 0.3, 0.7, 0.2], [0, 1, 0, 1, 0, 0]
+    with_empty = metrics.compute("ranking", predictions=scores, references=labels,
+                                 groups=["q1", "q1", "q1", "q2", "q2", "q3"], k=10)
+    assert with_empty["mrr@10_all_queries"] == pytest.approx(1 / 3)
+    assert "mrr@10_all_queries" not in metrics.compute("ranking", predictions=scores[:5], references=labels[:5],
+                                                        groups=["q1", "q1", "q1", "q2", "q2"], k=10)
+    chance = metrics.chance_levels(labels, ["q1", "q1", "q1", "q2", "q2", "q3"])
+    assert chance["mrr@10_all_queries"] == pytest.approx(chance["mrr@10"] * 2 / 3)

@@ -98,17 +98,21 @@ def chance_levels(labels: Sequence[int], groups: Sequence[str], k: int = 10) -> 
     by_group: dict[str, list[int]] = defaultdict(list)
     for y, g in zip(labels, groups):
         by_group[g].append(int(y))
-    rr, ndcg = [], []
+    rr, ndcg, empty = [], [], 0
     for ys in by_group.values():
         n, r = len(ys), sum(ys)
         if not r:
+            empty += 1
             continue
         rr.append(sum(comb(n - i, r - 1) / comb(n, r) / i for i in range(1, min(k, n - r + 1) + 1)))
         ideal = sum(1 / np.log2(i + 2) for i in range(min(r, k)))
         ndcg.append(sum(r / n / np.log2(i + 2) for i in range(min(k, n))) / ideal)
     if not rr:
         raise ValueError("chance_levels: no group has a relevant item")
-    return {"auc_roc": 0.5, f"mrr@{k}": float(np.mean(rr)), f"ndcg@{k}": float(np.mean(ndcg))}
+    out = {"auc_roc": 0.5, f"mrr@{k}": float(np.mean(rr)), f"ndcg@{k}": float(np.mean(ndcg))}
+    if empty:  # as the ranking metric reports it where some queries have no relevant candidate
+        out[f"mrr@{k}_all_queries"] = float(np.sum(rr) / (len(rr) + empty))
+    return out
 
 
 MODULES = Path(__file__).parent / "evaluate_modules"

@@ -1,5 +1,6 @@
 """MRR@k and nDCG@k of scored candidates grouped by query (pairlib.core.metrics), loadable offline with
-`evaluate.load(<this folder>)`; queries with no relevant candidate are left out, as in WikiQA and MS MARCO."""
+`evaluate.load(<this folder>)`; queries with no relevant candidate are left out, as in WikiQA. Where there are
+such queries, `mrr@k_all_queries` also counts them 0, as MS MARCO's official MRR@10 does."""
 import datasets
 import evaluate
 
@@ -15,5 +16,9 @@ class Ranking(evaluate.Metric):
                                         "references": datasets.Value("int64"), "groups": datasets.Value("string")}))
 
     def _compute(self, predictions, references, groups, k: int = 10):
-        return {f"mrr@{k}": mrr_at_k(predictions, references, groups, k),
-                f"ndcg@{k}": ndcg_at_k(predictions, references, groups, k)}
+        out = {f"mrr@{k}": mrr_at_k(predictions, references, groups, k),
+               f"ndcg@{k}": ndcg_at_k(predictions, references, groups, k)}
+        relevant = {g for g, y in zip(groups, references) if y}
+        if set(groups) - relevant:
+            out[f"mrr@{k}_all_queries"] = mrr_at_k(predictions, references, groups, k, count_empty=True)
+        return out
