@@ -72,7 +72,7 @@ def test_the_ranking_module_gives_mrr_and_ndcg():
     labels = [0, 1, 0, 1, 0, 0, 0]  # q1: relevant at rank 2; q2: relevant at rank 2 of 2; q3: none (left out)
     groups = ["q1", "q1", "q1", "q2", "q2", "q3", "q3"]
     got = metrics.compute("ranking", predictions=scores, references=labels, groups=groups, k=10)
-    assert got == pytest.approx({"mrr@10": 0.5, "ndcg@10": 1 / math.log2(3)})
+    assert got == pytest.approx({"mrr@10": 0.5, "ndcg@10": 1 / math.log2(3), "mrr@10_all_queries": 1 / 3})
     assert got["ndcg@10"] == pytest.approx(metrics.ndcg_at_k(scores, labels, groups, 10))
     assert metrics.ndcg_at_k([0.9, 0.1], [1, 0], ["q", "q"]) == 1.0
 
