@@ -115,3 +115,18 @@ def test_passage_cache_on_disk_answers_like_uncached(tok, tmp_path):
         cache.check(other)
     with pytest.raises(KeyError, match="not in the cache"):
         cache.batch(["p3"], 24)
+
+
+def test_layer_drift_is_zero_where_the_question_cannot_reach_the_passage():
+    """At the embeddings a passage token sees no question: no spread over questions and, at the joint input's
+    positions, no distance to the passage encoded alone; from the first layer on, attention mixes the question in."""
+    from pairlib.core.backbone import load_backbone
+    from pairlib.deformer.drift import layer_drift, second_segment_type
+    model, tok = load_backbone("minilm-l6")
+    pairs = [("The Normans gave their name to Normandy, a region in France.",
+              ["Who gave their name to Normandy?", "Where is Normandy?", "What did the Normans give?"])]
+    d = layer_drift(model, tok, pairs, question_length=16, passage_length=24).set_index("layer")
+    assert d.loc[0, "mean_distance"] < 1e-6 and d.loc[0, "distance_to_alone_same_positions"] < 1e-6
+    assert d.loc[0, "distance_to_alone"] > 1e-3  # DeFormer's cache restarts the positions at 0
+    assert (d.loc[1:, "mean_distance"] > 1e-6).all() and len(d) == model.config.num_hidden_layers + 1
+    assert second_segment_type(tok) == 1

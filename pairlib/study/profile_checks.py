@@ -116,6 +116,8 @@ PARAMETERS: dict[str, Check] = {
     "speed_pairs": recipe("dipair", task="squad_q2p"),
     "scale_training": recipe("dipair", task="squad_q2p"),
     "deformer": fields(split_layer=positive_int, deformer_epochs=positive_int, loss_weights=loss_weights),
+    "drift": fields(passages=positive_int, questions_per_passage=positive_int, question_length=positive_int,
+                    passage_length=positive_int),
 }
 # parameters whose notebook default is None: the type a profile's value must have
 NULLABLE = {"split_layer": int, "tasks": list}
