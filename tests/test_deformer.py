@@ -121,7 +121,8 @@ def test_layer_drift_is_zero_where_the_question_cannot_reach_the_passage():
     """At the embeddings a passage token sees no question: no spread over questions and, at the joint input's
     positions, no distance to the passage encoded alone; from the first layer on, attention mixes the question in."""
     from pairlib.core.backbone import load_backbone
-    from pairlib.deformer.drift import layer_drift, second_segment_type
+    from pairlib.core.backbone import second_segment_type
+    from pairlib.deformer.drift import layer_drift
     model, tok = load_backbone("minilm-l6")
     pairs = [("The Normans gave their name to Normandy, a region in France.",
               ["Who gave their name to Normandy?", "Where is Normandy?", "What did the Normans give?"])]
@@ -130,3 +131,28 @@ def test_layer_drift_is_zero_where_the_question_cannot_reach_the_passage():
     assert d.loc[0, "distance_to_alone"] > 1e-3  # DeFormer's cache restarts the positions at 0
     assert (d.loc[1:, "mean_distance"] > 1e-6).all() and len(d) == model.config.num_hidden_layers + 1
     assert second_segment_type(tok) == 1
+
+
+def test_on_me5_small_the_passage_reads_with_the_token_type_its_tokenizer_gives_and_the_equivalences_hold():
+    """me5-small's tokenizer types both texts of a pair 0 (its pretraining never used type 1): DeFormer's passage
+    segment takes that type, so k=0 is the backbone reading the pair as its tokenizer encodes it, and a cached
+    passage gives the answer an uncached one does (the 2-layer slice keeps the test quick)."""
+    from pairlib.core.backbone import second_segment_type
+    bert, me5_tok = load_backbone("me5-small-l2")
+    assert second_segment_type(me5_tok) == 0
+    model = DeFormerModel.from_backbone("me5-small-l2", split_layer=0).eval()
+    assert model.config.passage_token_type == 0
+    x = _inputs(me5_tok, ["who wrote hamlet?"], ["hamlet is a tragedy by william shakespeare."])
+    ids = torch.cat([x["question_input_ids"], x["passage_input_ids"]], 1)
+    mask = torch.cat([x["question_attention_mask"], x["passage_attention_mask"]], 1)
+    with torch.no_grad():
+        ours = model(**x).last_hidden_state
+        original = bert.eval()(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+    real = mask.bool()[0]
+    torch.testing.assert_close(ours[0, real], original.last_hidden_state[0, real], rtol=1e-5, atol=1e-5)
+    split = DeFormerForQuestionAnswering.from_backbone("me5-small-l2", split_layer=1).eval()
+    with torch.no_grad():
+        uncached = split(**x)
+        states = split.encode_passage(x["passage_input_ids"], x["passage_attention_mask"])
+        cached = split(**{k: v for k, v in x.items() if k != "passage_input_ids"}, passage_states=states)
+    torch.testing.assert_close(cached.start_logits, uncached.start_logits, rtol=0, atol=0)

@@ -193,6 +193,13 @@ def load_backbone(name: str = DEFAULT_BACKBONE, num_layers: int | None = None,
     return model, load_tokenizer(name)
 
 
+def second_segment_type(tokenizer) -> int:
+    """The token type the backbone's own tokenizer gives a pair's second text: 1 for BERT, 0 for XLM-R-style
+    vocabularies (me5-small), whose type embedding 1 pretraining never used."""
+    enc = tokenizer("a", "b")
+    return int(max(enc.get("token_type_ids", [0])))
+
+
 def config_settings(config) -> dict:
     """A backbone's architecture settings, to build a method's own config class around the same weights (model
     type and label maps left out: the method sets its own)."""

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from pairlib.core.backbone import second_segment_type
 from pairlib.deformer.inputs import tokenize_segment
 
 
@@ -35,13 +36,6 @@ def passages_with_questions(squad_split, passages: int, questions: int) -> list[
     if len(eligible) < passages:
         raise ValueError(f"only {len(eligible)} contexts have {questions} questions; ask for fewer passages")
     return [(c, by_context[c][:questions]) for c in eligible[:passages]]
-
-
-def second_segment_type(tokenizer) -> int:
-    """The token type the backbone's own tokenizer gives a pair's second text: 1 for BERT, 0 for XLM-R-style
-    vocabularies (me5-small), whose type embedding 1 pretraining never used."""
-    enc = tokenizer("a", "b")
-    return int(max(enc.get("token_type_ids", [0])))
 
 
 @torch.inference_mode()

@@ -23,17 +23,21 @@ from transformers import AutoConfig, AutoModel, BertConfig, BertModel, PreTraine
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput
 
-from pairlib.core.backbone import config_settings, init_bert_weights, load_backbone
+from pairlib.core.backbone import config_settings, init_bert_weights, load_backbone, second_segment_type
 
 
 class DeFormerConfig(BertConfig):
-    """A BertConfig plus `split_layer` (k): layers [0, k) run on question and passage separately."""
+    """A BertConfig plus `split_layer` (k): layers [0, k) run on question and passage separately, and
+    `passage_token_type`: the token type of the passage segment, the one the backbone's tokenizer gives a pair's
+    second text (1 for BERT; 0 for XLM-R-style vocabularies such as me5-small's, whose pretraining never used
+    type 1)."""
 
     model_type = "deformer"
 
-    def __init__(self, split_layer: int = 0, **kwargs) -> None:
+    def __init__(self, split_layer: int = 0, passage_token_type: int = 1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.split_layer = split_layer
+        self.passage_token_type = passage_token_type
 
 
 @dataclass
@@ -56,9 +60,9 @@ class DeFormerPreTrainedModel(PreTrainedModel):
     @classmethod
     def from_backbone(cls, name: str = "minilm-l6", split_layer: int = 0, **config_kwargs):
         """A new model whose encoder holds a pretrained backbone's weights (the heads are freshly initialised)."""
-        bert, _ = load_backbone(name)
+        bert, tokenizer = load_backbone(name)
         settings = config_settings(bert.config)
-        settings.update(config_kwargs)
+        settings.update(passage_token_type=second_segment_type(tokenizer), **config_kwargs)
         model = cls(DeFormerConfig(split_layer=split_layer, **settings))
         model.deformer.bert.load_state_dict(bert.state_dict())
         return model
@@ -104,7 +108,7 @@ class DeFormerModel(DeFormerPreTrainedModel):
 
     def encode_passage(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """What the passage cache stores: the passage's lower-layer output, independent of any question."""
-        return self.encode_segment(input_ids, attention_mask, segment=1)
+        return self.encode_segment(input_ids, attention_mask, segment=self.config.passage_token_type)
 
     def encode_question(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The question's lower-layer output: what a scoring job caches per distinct query."""
@@ -131,7 +135,8 @@ class DeFormerModel(DeFormerPreTrainedModel):
             if passage_input_ids is None or question_input_ids is None:
                 raise ValueError("split_layer is 0: there are no cached states to use")
             ids = torch.cat([question_input_ids, passage_input_ids], dim=1)
-            types = torch.cat([torch.zeros_like(question_input_ids), torch.ones_like(passage_input_ids)], dim=1)
+            types = torch.cat([torch.zeros_like(question_input_ids),
+                               torch.full_like(passage_input_ids, self.config.passage_token_type)], dim=1)
             hidden = self.bert.embeddings(input_ids=ids, token_type_ids=types)
         else:
             q = question_states if question_states is not None else self.encode_question(question_input_ids,
