@@ -27,6 +27,10 @@ from pairlib.study import claims as claim_registry
 from pairlib.study.verdicts import VERDICTS
 
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "pandas", "scikit-learn", "papermill")
+
+# Every notebook imports this module: the tables it displays show 4 significant decimals, not pandas' 6 (the
+# written tables keep every digit in their CSV)
+pd.set_option("display.precision", 4)
 CLAIM_COLUMNS = ("claim_id", "paper", "description", "paper_value", "ours", "unit", "verdict", "evidence")
 
 
