@@ -19,13 +19,13 @@ def table2_figure(results: pd.DataFrame, tasks: list[str], backbone: str):
         backbone_acc = results[(results.task == task) & (results.speed == 0)].accuracy.iloc[0]
         name, paper_share, paper_drop = paper_points(task)
         ax.plot(100 * ours.flops_speedup / ours.flops_limit, backbone_acc - ours.accuracy, "o-", color=colours[task],
-                label=f"{name}: ours")
-        ax.plot(paper_share, paper_drop, "x--", color=colours[task], alpha=0.6)
+                label=f"{name}: ours ({backbone})")
+        ax.plot(paper_share, paper_drop, "x--", color=colours[task], alpha=0.6, label=f"{name}: paper (BERT-base)")
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlabel("FLOPs speedup, % of the most exiting can save")
     ax.set_ylabel("accuracy lost vs the backbone (points)")
     ax.set_title(f"speeds {', '.join(map(str, SPEEDS))}: ours (o, {backbone}) and the paper's (x, BERT-base)",
                  fontsize=8)
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return fig

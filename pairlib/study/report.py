@@ -199,7 +199,7 @@ def save_figure(fig, name: str, out_dir: str | Path, profile: str) -> None:
     out = _written_in(out_dir) / "figures"
     out.mkdir(parents=True, exist_ok=True)
     lowest = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()  # of every label, in figure units
-    fig.text(0.01, min(lowest, 0.0) - 0.01, stamp_line(stamp(profile)), fontsize=6, color="0.4", ha="left", va="top")
+    fig.text(0.01, min(lowest, 0.0) - 0.01, stamp_line(stamp(profile)), fontsize=8, color="0.35", ha="left", va="top")
     fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
 
 
