@@ -5,16 +5,20 @@ import math
 from typing import Iterable
 
 
-def plain_log_ticks(axis, leads: tuple[int, ...] = (1, 2, 5)) -> None:
-    """Label a log axis (`ax.xaxis` or `ax.yaxis`) in plain numbers at `leads` times each power of ten. Over less
-    than a decade or two matplotlib labels every minor tick as 2x10^1, 3x10^1, ..., which run into each other."""
+def plain_log_ticks(axis, leads: tuple[int, ...] | None = None) -> None:
+    """Label a log axis (`ax.xaxis` or `ax.yaxis`) in plain numbers at `leads` times each power of ten (by default
+    1, 2 and 5 over up to two decades, powers of ten alone over more, so that labels never run into each other).
+    Over less than a decade or two matplotlib labels every minor tick as 2x10^1, 3x10^1, ..., which collide."""
     from matplotlib.ticker import FuncFormatter
 
     def label(value: float, _pos) -> str:
         if value <= 0:
             return ""
+        low, high = sorted(axis.get_view_interval())
+        wide = low > 0 and math.log10(high / low) > 2
+        chosen = leads or ((1,) if wide else (1, 2, 5))
         lead = value / 10 ** math.floor(math.log10(value) + 1e-9)
-        return f"{value:,.6g}" if any(math.isclose(lead, k, rel_tol=1e-6) for k in leads) else ""
+        return f"{value:,.6g}" if any(math.isclose(lead, k, rel_tol=1e-6) for k in chosen) else ""
 
     axis.set_major_formatter(FuncFormatter(label))
     axis.set_minor_formatter(FuncFormatter(label))
