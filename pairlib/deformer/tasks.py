@@ -25,6 +25,12 @@ PAIR_COLUMNS = {"boolq": ("question", "passage"), "squad_q2p": ("query", "passag
                 "mnli": ("hypothesis", "premise"), "qqp": ("question2", "question1")}
 
 
+def pair_columns(task: str) -> tuple[str, str]:
+    """(the column read jointly, the column cached) of a pair task: the paper's choice for its tasks, else the
+    task's own order (a user's pairs: the second text is cached, as DeFormer caches a passage)."""
+    return PAIR_COLUMNS.get(task) or tuple(data.get_task(task).text_columns)
+
+
 def model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if k.startswith(("question_", "passage_"))}
 
@@ -120,7 +126,7 @@ class PairTask(DeFormerTask):
     head = DeFormerForSequenceClassification
 
     def segments(self, ds, train: bool = False) -> Segments:
-        question, passage = PAIR_COLUMNS[self.name]
+        question, passage = pair_columns(self.name)
         return pair_segments(self.tokenizer, list(ds[question]), list(ds[passage]), self.question_length,
                              self.passage_length, [int(x) for x in ds["label"]])
 
@@ -146,9 +152,10 @@ TASKS: dict[str, type[DeFormerTask]] = {"squad": SpanTask, "race": ChoiceTask,
 def deformer_task(name: str, tokenizer, question_length: int, passage_length: int, doc_stride: int | None = None,
                   max_answer_length: int = 30) -> DeFormerTask:
     """The task `name` at these segment lengths."""
-    if name not in TASKS:
-        raise ValueError(f"DeFormer runs on {sorted(TASKS)}, not {name!r}")
-    return TASKS[name](name, tokenizer, question_length, passage_length, doc_stride, max_answer_length)
+    kind = TASKS.get(name) or (PairTask if data.get_task(name).kind in ("pair_cls", "pair_match") else None)
+    if kind is None:
+        raise ValueError(f"DeFormer runs on {sorted(TASKS)} and on pair tasks of your own (data.user), not {name!r}")
+    return kind(name, tokenizer, question_length, passage_length, doc_stride, max_answer_length)
 
 
 def write_predictions(answers: dict[str, str], path: str | Path) -> None:

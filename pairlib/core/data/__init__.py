@@ -6,12 +6,13 @@ with the same content exists. Where an official split is missing here (BoolQ tra
 derived deterministically (hash of a stable key, never a random state) and the deviation is recorded in
 `Task.deviations`, which every table using the task should repeat.
 
-One module per family of datasets (`squad`, `pairs`, `english`, `chinese`, `msmarco`), each registering its tasks; `files`
+One module per family of datasets (`squad`, `pairs`, `english`, `chinese`, `msmarco`), each registering its tasks,
+and `user`, which registers a task from a user's own files (`data.user.from_files`); `files`
 reads and checks the data, `registry` loads a task by name.
 """
 import datasets  # noqa: F401  (tests replace datasets.load_dataset through here)
 
-from pairlib.core.data import squad, pairs, english, chinese, msmarco  # noqa: F401, I001  (each registers its tasks, in this order)
+from pairlib.core.data import squad, pairs, english, chinese, msmarco, user  # noqa: F401, I001  (each registers its tasks, in this order)
 from pairlib.core.data.english import ms_marco_candidates
 from pairlib.core.data.files import DataError, data_root, hash_bucket, manifest_entries, split_by_hash, verify_file
 from pairlib.core.data.registry import (

@@ -40,6 +40,8 @@ class Task:
     # set (or changed) when the local data of a split changes, so that models trained on the old data, whose folders
     # are named by their settings, are not found and reused for the new; "" for data that never changed
     data_version: str = ""
+    # kept on disk between processes (`_load_local_once`); a user's task (`data.user`) is built in memory instead
+    cached: bool = True
 
 
 TASKS: dict[str, Task] = {}
@@ -145,7 +147,7 @@ def _load_local_once(name: str, root: Path, _files: tuple) -> datasets.DatasetDi
     holds the files' path, size and time and the loader's code (`loader_digest`), so a changed file or loader builds
     again."""
     base = cache_root()
-    if base is None:
+    if base is None or not TASKS[name].cached:
         return TASKS[name].load_local(root)
     key = hashlib.sha256(repr((name, _files, loader_digest(name))).encode()).hexdigest()[:16]
     folder = base / "tasks" / f"{name}-{key}"
