@@ -470,3 +470,9 @@ def test_a_profile_extends_another_and_runs_only_its_own_notebooks(sandbox):
         (params / "bad.yaml").write_text(yaml.safe_dump({"description": "b", **bad}))
         with pytest.raises(run.RunError, match=message):
             profiles.load_profile("bad")
+
+
+def test_the_runner_prints_no_kernel_transport_warning(sandbox, capfd):
+    """Kernels talk over local IPC sockets: no "running over TCP without encryption" line per notebook."""
+    run.run("smoke", only=["00_a"], output_root=sandbox / "out", progress_bar=False)
+    assert "without encryption" not in capfd.readouterr().err

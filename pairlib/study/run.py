@@ -56,6 +56,21 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
+def _ipc_kernel_manager():
+    """The kernel manager papermill starts each notebook's kernel with: its sockets are local files (IPC) rather
+    than TCP ports, so nothing listens on the network and the kernel prints no "running over TCP without
+    encryption" warning for every notebook of a run."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+    return IPCKernelManager
+
+
 def select(only: Sequence[str] = (), start: str | None = None, spec: dict[str, Any] | None = None) -> list[Path]:
     """Notebooks matching any `only` pattern (glob or prefix), from the first whose name starts with `start`, among
     those the profile `spec` runs (`runs`; all when it has none)."""
@@ -233,7 +248,7 @@ def _run_plans(plans: list, profile: str, out_dir: Path, resume: bool, progress_
             try:
                 pm.execute_notebook(str(nb), str(running), parameters=params, cwd=str(_profiles.NOTEBOOK_DIR),
                                     progress_bar=progress_bar, request_save_on_cell_execute=True,
-                                    kernel_name="python3")
+                                    kernel_name="python3", kernel_manager_class=_ipc_kernel_manager())
             except pm.PapermillExecutionError as e:
                 kept = stopped("failed", f"{e.ename}: {e.evalue}", cell=e.exec_count)
                 raise RunError(f"{nb.stem} failed in cell [{e.exec_count}] (cell index {e.cell_index}): "
