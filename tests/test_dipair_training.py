@@ -78,7 +78,8 @@ def test_each_model_is_named_by_every_setting_that_can_change_it_and_no_other():
     from pairlib.dipair.experiment import MODEL_DEPENDENCIES
     recipe = DiPairRecipe()
     every = set(recipe.settings_for("two-stage")) | set(recipe.EVALUATION) | set(recipe.RUN_ONLY)
-    assert every == {f.name for f in fields(recipe)} | {"data", "schema"}
+    assert every | set(recipe.NAMED_WHEN_SET) == {f.name for f in fields(recipe)} | {"data", "schema"}
+    assert DiPairRecipe(attention_dropout=0.0).settings_for("teacher")["attention_dropout"] == 0.0
     changed = DiPairRecipe(stage1_epochs=7, student_lr=1e-3, eval_examples=5)
     assert recipe.settings_for("teacher") == changed.settings_for("teacher")
     assert recipe.settings_for("pool") == changed.settings_for("pool")

@@ -81,6 +81,7 @@ class DiPairRecipe(RecipeBase):
             raise ValueError(f"model must be one of {list(MODEL_DEPENDENCIES)}, got {model!r}")
         settings = self.model_settings()
         names: list[str] = ["precision", "data", "schema"]  # what every model shares (RecipeBase.model_settings)
+        names += [n for n in self.NAMED_WHEN_SET if n in settings]  # e.g. attention dropout, where it is set
         for kind, own in MODEL_DEPENDENCIES.items():
             names += own
             if kind == model:
