@@ -76,7 +76,8 @@ PAPER_NOTES = {
     "DeFormer": "MiniLM-L6 has 6 layers, so DeFormer splits k = 4 of 6 where the paper splits 9 of 12 (two joint "
                 "layers left against three); SQuAD trains on 2,000-16,000 questions against the paper's 87,599.",
     "FastBERT": "FLOPs speedups are judged as a share of the most exiting can save (about 5.5x on 6 layers, 11.7x on "
-                "the paper's 12). English rows: MiniLM-L6 on a few thousand examples; Chinese rows: `zh-mini`, a small "
+                "the paper's 12). AG News rows: `me5-small` (12 exits, profile `cpu-me5`), MiniLM-L6's result in each "
+                "row; other English rows: MiniLM-L6 on a few thousand examples; Chinese rows: `zh-mini`, a small "
                 "BERT pretrained here that is still on the frequency plateau, so several backbones learned little.",
     "DiPair": "Run on `squad_q2p` (query-passage pairs built from SQuAD), not the paper's MS MARCO-derived Q2P-MAT; "
               "the 6-layer teacher ranks below the untrained backbone's cosine there.",
