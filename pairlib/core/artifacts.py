@@ -10,9 +10,10 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import torch
@@ -54,6 +55,29 @@ def written_atomically(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def written_folder(folder: str | Path, model=None, tokenizer=None) -> Iterator[Path]:
+    """Yields a staging folder beside `folder`, holding `model` and `tokenizer` saved `save_pretrained` (when
+    given) for the caller to add files to; on success it replaces `folder` whole, so a kill leaves no half-written
+    model folder that a later run would load (the converted and pruned backbones)."""
+    from pairlib.core.backbone import quiet_transformers
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with quiet_transformers():
+            if model is not None:
+                model.save_pretrained(staging)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(staging)
+        staging.mkdir(parents=True, exist_ok=True)
+        yield staging
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 class BusyError(RuntimeError):

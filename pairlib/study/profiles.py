@@ -116,7 +116,7 @@ def _extended(data: dict[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(base_name, str) or base_name not in profiles():
         raise RunError(f"{where}: extends must name another profile ({', '.join(profiles())}), got {base_name!r}")
     base = load_profile(base_name)
-    if "extends" in yaml.load((PARAMS_DIR / f"{base_name}.yaml").read_text(encoding="utf-8"), Loader=_ProfileLoader):
+    if "extends" in _raw(base_name):
         raise RunError(f"{where}: extends {base_name}, which extends another profile; extend a plain one")
     notebooks_ = {nb: dict(own or {}) for nb, own in (base.get("notebooks") or {}).items()}
     for nb, own in (data.get("notebooks") or {}).items():
@@ -175,12 +175,14 @@ def _same_kind(value: Any, default: Any) -> bool:
 
 def extending(base: str) -> list[str]:
     """The profiles that extend `base` (those that run some of its notebooks again on another backbone)."""
-    out = []
-    for name in profiles():
-        raw = yaml.load((PARAMS_DIR / f"{name}.yaml").read_text(encoding="utf-8"), Loader=_ProfileLoader) or {}
-        if isinstance(raw, dict) and raw.get("extends") == base:
-            out.append(name)
-    return out
+    return [name for name in profiles() if _raw(name).get("extends") == base]
+
+
+def _raw(name: str) -> dict[str, Any]:
+    """A profile's file as written (before `extends` is applied), {} where it is not a mapping; `load_profile`
+    is what checks it."""
+    raw = yaml.load((PARAMS_DIR / f"{name}.yaml").read_text(encoding="utf-8"), Loader=_ProfileLoader)
+    return raw if isinstance(raw, dict) else {}
 
 
 BACKBONE_PARAMETERS = ("backbone", "chinese_backbone")  # what a notebook's parameters cell calls its backbone
