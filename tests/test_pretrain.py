@@ -64,7 +64,7 @@ def test_pretraining_lowers_the_held_out_loss_and_saves_a_backbone(tmp_path):
     assert again_result.curve == result.curve
 
 
-def test_an_interrupted_pretraining_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+def test_an_interrupted_pretraining_resumes_from_its_checkpoint(tmp_path, monkeypatch, caplog):
     """Resumed, the run continues from its last checkpoint and ends where an uninterrupted one does. Its weights are
     close to, not equal to, the uninterrupted run's: Accelerate's loader has already collated (and so masked) the
     batch after the checkpoint when the random state is saved, so the masks drawn after a resume differ."""
@@ -88,3 +88,6 @@ def test_an_interrupted_pretraining_resumes_from_its_checkpoint(tmp_path, monkey
     assert result.history[-1]["mlm_loss"] == pytest.approx(straight_result.history[-1]["mlm_loss"], abs=0.05)
     for (name, a), b in zip(straight.named_parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b, atol=1e-2, rtol=0, msg=name)
+    # the tied decoder is stored once in a checkpoint and tied again on resume, without a notice at every checkpoint
+    assert resumed.cls.predictions.decoder.weight is resumed.bert.embeddings.word_embeddings.weight
+    assert "Removed shared tensor" not in caplog.text

@@ -15,11 +15,12 @@ together; `_Loop` reads top to bottom: set up, resume, one epoch, one step, fini
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -184,6 +185,25 @@ def save_model(model: torch.nn.Module, path: Path) -> None:
     else:
         torch.save(model.state_dict(), tmp / "model.pt")
     replace_folder(tmp, path)
+
+
+class _TiedWeightsNotice(logging.Filter):
+    """Drops Accelerate's "Removed shared tensor ... while saving" notice. A model with tied weights (a masked-LM
+    decoder sharing the word embeddings) stores the tensor once, and loading it into the same model restores the tie,
+    so the notice says nothing a reader can act on; it repeated at every checkpoint of an executed notebook."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Removed shared tensor" not in record.getMessage()
+
+
+@contextmanager
+def _tied_weights_quiet():
+    logger, notice = logging.getLogger("accelerate.utils.other"), _TiedWeightsNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 class TrainingError(RuntimeError):
@@ -379,7 +399,8 @@ class _Loop:
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()  # every rank writes its own random state into tmp: it must exist first
         if not finished:
-            acc.save_state(str(tmp))
+            with _tied_weights_quiet():
+                acc.save_state(str(tmp))
         acc.wait_for_everyone()  # ... and must have finished before tmp is moved
         if acc.is_main_process:
             (tmp / "trainer_state.json").write_text(json.dumps(
