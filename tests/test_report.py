@@ -69,7 +69,8 @@ def test_a_figures_stamp_lies_below_every_axis_label(tmp_path, tight):
     if tight:
         fig.tight_layout()
     assert report.save_figure(fig, "f", tmp_path, "smoke") is None  # a cell ending with it shows no path
-    assert (tmp_path / "figures" / "f.png").exists()
+    from PIL import Image
+    assert Image.open(tmp_path / "figures" / "f.png").text["Description"] == fig.texts[-1].get_text()
     renderer = fig.canvas.get_renderer()
     stamp = fig.texts[-1].get_window_extent(renderer)
     assert all(stamp.y1 < ax.get_tightbbox(renderer).y0 for ax in axes)

@@ -199,8 +199,10 @@ def save_figure(fig, name: str, out_dir: str | Path, profile: str) -> None:
     out = _written_in(out_dir) / "figures"
     out.mkdir(parents=True, exist_ok=True)
     lowest = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()  # of every label, in figure units
-    fig.text(0.01, min(lowest, 0.0) - 0.01, stamp_line(stamp(profile)), fontsize=8, color="0.35", ha="left", va="top")
-    fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
+    line = stamp_line(stamp(profile))
+    fig.text(0.01, min(lowest, 0.0) - 0.01, line, fontsize=8, color="0.35", ha="left", va="top")
+    # the stamp also as the PNG's text, so that a program (the -dirty test) reads what the image shows
+    fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight", metadata={"Description": line})
 
 
 @dataclass
