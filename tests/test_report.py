@@ -126,6 +126,29 @@ def test_point_labels_near_the_bottom_move_up_rather_than_out_of_the_axes():
     plt.close(fig)
 
 
+def test_the_frontier_figure_enlarges_the_models_near_the_best_and_labels_each_model_once():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    models = ["CE", "FastBERT speed 0.1", "FastBERT speed 0.5", "DeFormer k=2", "DE-Cos", "CE, 1 layer(s)"]
+    auc = [0.876, 0.882, 0.867, 0.859, 0.815, 0.50]
+    table = pd.DataFrame({"model": models, "method": ["cross-encoder", "FastBERT", "FastBERT", "DeFormer",
+                                                      "dual encoder", "small cross-encoder"], "auc_roc": auc,
+                          "ms_per_pair_batch1": [36.0, 42.0, 35.0, 29.0, 14.0, 6.0],
+                          "ms_per_pair_batch8": [24.0, 27.0, 22.0, 18.0, 4.0, 3.5]})
+    for b in (1, 8):
+        table[f"frontier_batch{b}"] = [False, True, True, True, True, True]
+    fig = plots.frontier_figure(table, (1, 8), "title")
+    full, zoom = fig.axes[0], fig.axes[2]  # the first column: full view above, the enlarged corner below
+    assert sorted(t.get_text() for t in zoom.texts) == sorted(models[:4])  # within 0.03 AUC of 0.882
+    assert sorted(t.get_text() for t in full.texts) == sorted(models[4:])
+    low, high = zoom.get_ylim()
+    assert low < 0.859 and 0.882 < high < 0.9
+    plt.close(fig)
+
+
 def test_plain_log_ticks_label_one_two_and_five_of_each_decade_only():
     import matplotlib
     matplotlib.use("Agg")

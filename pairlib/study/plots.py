@@ -47,7 +47,8 @@ def label_points(ax, xs: Iterable[float], ys: Iterable[float], labels: Iterable[
     for i, (x, y, label) in enumerate(points):
         obstacles = placed + markers[:i] + markers[i + 1:]
         best = None
-        for dx, ha in ((4, "left"), (-4, "right")):  # right of the point first
+        clear = marker_points / 2 + 1  # the label starts clear of its own marker
+        for dx, ha in ((clear, "left"), (-clear, "right")):  # right of the point first
             text = ax.annotate(label, (x, y), xytext=(dx, 3), textcoords="offset points", fontsize=fontsize, ha=ha)
             box = text.get_window_extent(renderer)
             text.remove()
@@ -65,3 +66,51 @@ def label_points(ax, xs: Iterable[float], ys: Iterable[float], labels: Iterable[
         ax.annotate(label, (x, y), xytext=(dx, 3 - drop * to_points), textcoords="offset points", fontsize=fontsize,
                     ha=ha, arrowprops=arrow)
         placed.append(box.translated(0, -drop))
+
+
+FRONTIER_MARKERS = {"cross-encoder": "s", "small cross-encoder": "D", "DeFormer": "^", "FastBERT": "o", "DiPair": "*",
+                    "dual encoder": "v"}
+
+
+def frontier_figure(table, batches: tuple[int, ...], title: str, near_best: float = 0.03):
+    """Quality against milliseconds per pair, one column per batch size, each model a point by method and the
+    Pareto frontier as a step line (`table` as `frontier.measure_frontier` gives it). The bottom row enlarges the
+    models within `near_best` AUC of the best, which crowd one corner of the full view; each is labelled there,
+    the rest in the full view."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    near = table.auc_roc >= table.auc_roc.max() - near_best
+    fig, grid = plt.subplots(2, len(batches), figsize=(6.5 * len(batches), 8), squeeze=False,
+                             gridspec_kw={"height_ratios": (3, 2)})
+    for col, b in enumerate(batches):
+        x = f"ms_per_pair_batch{b}"
+        front = table[table[f"frontier_batch{b}"]].sort_values(x)
+        for ax in grid[:, col]:
+            for method, g in table.groupby("method"):
+                ax.scatter(g[x], g.auc_roc, marker=FRONTIER_MARKERS.get(method, "o"), s=50, label=method)
+            ax.step(front[x], front.auc_roc, where="post", color="0.3", lw=1, ls="--", label="Pareto frontier")
+            ax.set_ylabel("AUC-ROC")
+        full, zoom = grid[:, col]
+        full.set_xscale("log")
+        full.set_xlabel(f"ms per pair at batch {b} (log)")
+        plain_log_ticks(full.xaxis)
+        zoom.set_xlabel(f"ms per pair at batch {b}")  # linear: the enlarged span is under a decade
+        full.set_title(f"batch {b}", fontsize=9)
+        xs, ys = table.loc[near, x], table.loc[near, "auc_roc"]
+        span_x, span_y = max(xs.max() - xs.min(), 0.2 * xs.max()) * 0.1, max(ys.max() - ys.min(), 0.002) * 0.15
+        box = (xs.min() - span_x, ys.min() - span_y, xs.max() + 4 * span_x, ys.max() + span_y)  # room for labels
+        zoom.set_xlim(box[0], box[2])
+        zoom.set_ylim(box[1], box[3])
+        zoom.set_title(f"batch {b}: the {int(near.sum())} models within {near_best} AUC of the best", fontsize=9)
+        full.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, lw=0.6,
+                                 color="0.5", ls=":"))
+    grid[0, 0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    names = table.model.str.replace("cross-encoder", "CE")
+    for col, b in enumerate(batches):  # after the layout: labels are placed apart where the points are on screen
+        x = table[f"ms_per_pair_batch{b}"]
+        label_points(grid[0, col], x[~near], table.auc_roc[~near], names[~near])
+        label_points(grid[1, col], x[near], table.auc_roc[near], names[near])
+    return fig
