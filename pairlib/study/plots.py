@@ -72,16 +72,17 @@ FRONTIER_MARKERS = {"cross-encoder": "s", "small cross-encoder": "D", "DeFormer"
                     "dual encoder": "v"}
 
 
-def frontier_figure(table, batches: tuple[int, ...], title: str, near_best: float = 0.03):
+def frontier_figure(table, batches: tuple[int, ...], title: str, near_best: float = 0.03, fewest: int = 3):
     """Quality against milliseconds per pair, one column per batch size, each model a point by method and the
     Pareto frontier as a step line (`table` as `frontier.measure_frontier` gives it). The bottom row enlarges the
-    models within `near_best` AUC of the best, which crowd one corner of the full view; each is labelled there,
-    the rest in the full view."""
+    best models (those within `near_best` AUC of the best, and at least the `fewest` best), which crowd one corner
+    of the full view; each is labelled there, the rest in the full view."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    near = table.auc_roc >= table.auc_roc.max() - near_best
-    fig, grid = plt.subplots(2, len(batches), figsize=(6.5 * len(batches), 8), squeeze=False,
+    cut = min(table.auc_roc.max() - near_best, table.auc_roc.nlargest(min(fewest, len(table))).min())
+    near = table.auc_roc >= cut
+    fig, grid = plt.subplots(2, len(batches), figsize=(6.5 * len(batches), 8.4), squeeze=False,
                              gridspec_kw={"height_ratios": (3, 2)})
     for col, b in enumerate(batches):
         x = f"ms_per_pair_batch{b}"
@@ -96,21 +97,24 @@ def frontier_figure(table, batches: tuple[int, ...], title: str, near_best: floa
         full.set_xlabel(f"ms per pair at batch {b} (log)")
         plain_log_ticks(full.xaxis)
         zoom.set_xlabel(f"ms per pair at batch {b}")  # linear: the enlarged span is under a decade
-        full.set_title(f"batch {b}", fontsize=9)
         xs, ys = table.loc[near, x], table.loc[near, "auc_roc"]
         span_x, span_y = max(xs.max() - xs.min(), 0.2 * xs.max()) * 0.1, max(ys.max() - ys.min(), 0.002) * 0.15
         box = (xs.min() - span_x, ys.min() - span_y, xs.max() + 4 * span_x, ys.max() + span_y)  # room for labels
         zoom.set_xlim(box[0], box[2])
         zoom.set_ylim(box[1], box[3])
-        zoom.set_title(f"batch {b}: the {int(near.sum())} models within {near_best} AUC of the best", fontsize=9)
+        full.set_title(f"batch {b}", fontsize=9)
+        zoom.set_title(f"batch {b}, enlarged: the {int(near.sum())} best models (AUC {ys.min():.3f} to "
+                       f"{ys.max():.3f}; the dotted box above)", fontsize=9)
         full.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, lw=0.6,
                                  color="0.5", ls=":"))
-    grid[0, 0].legend(fontsize=7, loc="lower right")
+    handles, names = grid[0, 0].get_legend_handles_labels()
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    names = table.model.str.replace("cross-encoder", "CE")
+    fig.legend(handles, names, loc="upper center", ncol=len(names), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, 0.965))
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # the title and the legend above the panels
+    labels = table.model.str.replace("cross-encoder", "CE")
     for col, b in enumerate(batches):  # after the layout: labels are placed apart where the points are on screen
         x = table[f"ms_per_pair_batch{b}"]
-        label_points(grid[0, col], x[~near], table.auc_roc[~near], names[~near])
-        label_points(grid[1, col], x[near], table.auc_roc[near], names[near])
+        label_points(grid[0, col], x[~near], table.auc_roc[~near], labels[~near])
+        label_points(grid[1, col], x[near], table.auc_roc[near], labels[near])
     return fig
