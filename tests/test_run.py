@@ -7,6 +7,7 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_notebook
 
+from pairlib.core import stopping
 from pairlib.study import profiles, run
 
 ROOT = run.REPO_ROOT
@@ -412,7 +413,7 @@ def test_sigterm_ends_a_run_as_an_interrupt_with_its_record(sandbox, monkeypatch
     assert status == 143 and "stopped after" in capsys.readouterr().err
     state = run.read_state(sandbox / "out" / "smoke")["notebooks"]
     assert state["10_b"]["status"] == "interrupted" and state["10_b"]["error"] == "stopped by SIGTERM"
-    assert signal.getsignal(signal.SIGTERM) is not run._terminate  # the handler is the runner's only while it runs
+    assert signal.getsignal(signal.SIGTERM) is not stopping._raise  # the handler is the runner's only while it runs
 
 
 def test_a_notebook_another_process_is_running_is_refused(sandbox):

@@ -233,3 +233,46 @@ def test_a_device_the_machine_lacks_is_refused_and_the_gpu_pool_is_sized_from_th
     assert job_module.gpu_actor_plan(16, 2, 0.5) == (4, 3.2, 3)
     with pytest.raises(ServeError, match="the Ray cluster has 0 GPUs"):
         job_module.gpu_actor_plan(16, 0, 1.0)
+
+
+HOLDS_ON_RAY = """
+import sys, time
+from pairlib.serve import cli, job
+def holds(tasks, settings, address):  # Ray started as a job starts it, then the driver waits as on a long job
+    job._start_ray(address)
+    print("ray started", flush=True)
+    time.sleep(600)
+job._run_on_ray = holds
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_score_job_stopped_by_sigterm_stops_the_ray_it_started(inputs, tmp_path):
+    """`kill <pid>` on the driver used to leave the local Ray's processes running; now the job ends as on Ctrl-C
+    (exit 143, told how to go on) and every process it started is gone."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+    pytest.importorskip("ray")
+    root, _, _ = inputs
+    script = tmp_path / "holds.py"
+    script.write_text(HOLDS_ON_RAY)
+    args = ["--model", str(root / "dipair"), "--passages", str(root / "passages.parquet"), "--queries",
+            str(root / "queries.parquet"), "--pairs", str(root / "pairs.parquet"), "--out", str(tmp_path / "out"),
+            "--engine", "ray"]
+    driver = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        assert driver.stdout.readline().strip() == "ray started"
+        started = psutil.Process(driver.pid).children(recursive=True)
+        assert any("raylet" in " ".join(p.cmdline()) for p in started)
+        driver.send_signal(signal.SIGTERM)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        driver.kill()
+    assert driver.returncode == 143, err[-3000:]
+    assert "stopped by SIGTERM" in err and "run the same command again" in err
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert not alive, [" ".join(p.cmdline())[:80] for p in alive]

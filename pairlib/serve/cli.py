@@ -6,7 +6,8 @@ import json
 import sys
 from typing import Sequence
 
-from pairlib.serve.job import ENGINES, ScoreJob
+from pairlib.core.stopping import Terminated, exit_status, sigterm_as_interrupt
+from pairlib.serve.job import ENGINES, ScoreJob, stop_local_ray
 from pairlib.serve.models import DEVICES, DTYPES, ServeError
 
 
@@ -37,12 +38,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.add_argument(f"--{name}", type=int, default=None, help="default: the model's training settings")
     args = ap.parse_args(argv)
     lengths = {k: getattr(args, k) for k in ("query_length", "passage_length", "cross_length")}
-    try:
-        job = ScoreJob(args.model, args.passages, args.queries, args.pairs, args.out, args.engine, args.address,
-                       args.tokenizer, args.dtype, args.side_shard_size, args.pair_shard_size, args.batch_size,
-                       {k: v for k, v in lengths.items() if v is not None}, args.device, args.gpus_per_actor)
-        print(json.dumps(job.run(), indent=1))
-    except ServeError as e:
-        print(f"pairlib score: {e}", file=sys.stderr)
-        return 2
+    with sigterm_as_interrupt():  # `kill <pid>` ends the job as Ctrl-C does: finished shards kept, Ray stopped
+        try:
+            job = ScoreJob(args.model, args.passages, args.queries, args.pairs, args.out, args.engine, args.address,
+                           args.tokenizer, args.dtype, args.side_shard_size, args.pair_shard_size, args.batch_size,
+                           {k: v for k, v in lengths.items() if v is not None}, args.device, args.gpus_per_actor)
+            print(json.dumps(job.run(), indent=1))
+        except ServeError as e:
+            print(f"pairlib score: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as stop:
+            stop_local_ray()
+            print(f"pairlib score: {'stopped by SIGTERM' if isinstance(stop, Terminated) else 'interrupted'}; the "
+                  f"finished shards are kept in {args.out}: run the same command again to do what is left",
+                  file=sys.stderr)
+            return exit_status(stop)
     return 0

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pairlib.core.stopping import reclaim_sigterm
 from pairlib.core.progress import bar
 from pairlib.serve.models import ServedModel, ServeError, check_device, load_served_model
 from pairlib.serve.store import (
@@ -277,11 +278,20 @@ def _start_ray(address: str | None) -> None:
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
                      configure_logging=False, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+            reclaim_sigterm()  # `kill <pid>` then stops the job and its Ray rather than aborting the driver alone
             return
         except Exception as e:  # Ray raises a bare Exception for this
             if address is not None or "timed out during startup" not in str(e) or attempt == LOCAL_RAY_STARTS:
                 raise
             ray.shutdown()
+
+
+def stop_local_ray() -> None:
+    """Stops the Ray this process started (its raylet, object store and workers), which would outlive a driver that
+    stopped without `ray.shutdown()`. Nothing to do where Ray was never imported or started."""
+    import sys
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
 
 
 def _run_on_ray(tasks: list[dict], settings: dict, address: str | None) -> list[dict]:

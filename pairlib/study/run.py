@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 
 from pairlib.core.artifacts import REPO_ROOT, shown
+from pairlib.core.stopping import Terminated, exit_status, sigterm_as_interrupt
 from pairlib.study import profiles as _profiles
 from pairlib.study.executed import tidy_executed, tidy_streams  # noqa: F401  (tidy_streams: tests)
 from pairlib.study.profiles import (  # noqa: F401  (_ProfileLoader, _check_value: tests)
@@ -45,15 +46,6 @@ ALWAYS_INJECTED = ("profile", "output_dir")
 
 class Interrupted(RunError):
     """Ctrl-C: the same record and message as a failure, the shell's exit status for an interrupt."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (how a background `nohup` run is stopped), turned into an interrupt so that the notebook running is
-    recorded as interrupted and its partial results are discarded, as with Ctrl-C."""
-
-
-def _terminate(signum, frame) -> None:
-    raise Terminated()
 
 
 def _ipc_kernel_manager():
@@ -342,33 +334,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="write outputs/<profile>/ from a tree with uncommitted changes (stamped -dirty)")
     args = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import signal
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        if args.cmd == "list":
-            list_cmd()
-        elif args.cmd == "readme":
-            from pairlib.study.pages import PUBLISHED_PROFILE, update_claim_pages
-            if args.profile != PUBLISHED_PROFILE:
-                raise RunError(f"the README and docs/ show the committed {PUBLISHED_PROFILE} outputs only; "
-                               f"outputs/{args.profile}/ is not committed, so its numbers are not published")
-            try:
-                changed = update_claim_pages(REPO_ROOT / "outputs" / args.profile)
-            except ValueError as e:
-                raise RunError(str(e)) from None
-            print(f"updated: {', '.join(changed)}" if changed else "README.md and docs/ already up to date")
-        else:
-            run(args.profile, args.only, args.start, args.resume, args.output_root, not args.no_progress,
-                args.allow_dirty)
-    except Interrupted as e:
-        print(f"pairlib: interrupted: {e}", file=sys.stderr)
-        return 143 if isinstance(e.__context__, Terminated) else 130
-    except KeyboardInterrupt:
-        print("pairlib: interrupted before any notebook ran", file=sys.stderr)
-        return 130
-    except RunError as e:
-        print(f"pairlib: error: {e}", file=sys.stderr)
-        return 2
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt():  # `kill <pid>` ends a run as Ctrl-C does, recorded
+        try:
+            if args.cmd == "list":
+                list_cmd()
+            elif args.cmd == "readme":
+                from pairlib.study.pages import PUBLISHED_PROFILE, update_claim_pages
+                if args.profile != PUBLISHED_PROFILE:
+                    raise RunError(f"the README and docs/ show the committed {PUBLISHED_PROFILE} outputs only; "
+                                   f"outputs/{args.profile}/ is not committed, so its numbers are not published")
+                try:
+                    changed = update_claim_pages(REPO_ROOT / "outputs" / args.profile)
+                except ValueError as e:
+                    raise RunError(str(e)) from None
+                print(f"updated: {', '.join(changed)}" if changed else "README.md and docs/ already up to date")
+            else:
+                run(args.profile, args.only, args.start, args.resume, args.output_root, not args.no_progress,
+                    args.allow_dirty)
+        except Interrupted as e:
+            print(f"pairlib: interrupted: {e}", file=sys.stderr)
+            return exit_status(e.__context__)
+        except KeyboardInterrupt as stop:
+            print("pairlib: interrupted before any notebook ran", file=sys.stderr)
+            return exit_status(stop)
+        except RunError as e:
+            print(f"pairlib: error: {e}", file=sys.stderr)
+            return 2
     return 0
