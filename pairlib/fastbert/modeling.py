@@ -29,11 +29,14 @@ class FastBertConfig(BertConfig):
     model_type = "fastbert"
 
     def __init__(self, classifier_hidden: int = 128, classifier_heads: int = 2, branch_dropout: float = 0.1,
-                 **kwargs) -> None:
+                 speed: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.classifier_hidden = classifier_hidden
         self.classifier_heads = classifier_heads
         self.branch_dropout = branch_dropout
+        # the speed a saved model is served at (`pairlib score`, `pairlib evaluate`), chosen when it was trained
+        # (`pairlib train fastbert --speed`); 0 runs every layer, as the teacher
+        self.speed = speed
 
 
 class FastBertBranch(nn.Module):

@@ -8,6 +8,8 @@ passage or query) and what each pair costs on top.
   positive class (or the one logit of a one-label model). At split 0 (the original model) nothing is cached.
 - Cross-encoder (`pair-cross-encoder`): nothing can be computed per side; per pair, the whole encoder over
   `[CLS] query [SEP] passage [SEP]` (the reference every cached path is compared with).
+- FastBERT (`fastbert`, a pair classifier): as a cross-encoder, each pair leaving at the first layer sure enough at
+  the speed saved with the model.
 
 Sides are returned as numpy arrays in the store's dtype (float16 by default: half the bytes, scores within about
 1e-2 of float32), so that they can be written to disk and read back memory-mapped.
@@ -29,10 +31,11 @@ from pairlib.core.metrics import pair_scores
 from pairlib.deformer.inputs import tokenize_segment, tokenize_segments
 from pairlib.deformer.modeling import DeFormerForSequenceClassification
 from pairlib.dipair.modeling import CrossEncoder, DiPairModel, DualEncoder, EncodedSide
+from pairlib.fastbert.modeling import FastBertForSequenceClassification
 
 # the model classes a saved folder's `model_type` loads as
 MODEL_CLASSES = {"dipair": DiPairModel, "pair-dual-encoder": DualEncoder, "deformer": DeFormerForSequenceClassification,
-                 "pair-cross-encoder": CrossEncoder}
+                 "pair-cross-encoder": CrossEncoder, "fastbert": FastBertForSequenceClassification}
 DTYPES = ("float16", "float32")
 DEVICES = ("cpu", "cuda")
 # used when the model's folder does not say (its training settings.json, one level up, usually does)
@@ -213,14 +216,28 @@ class ServedCrossEncoder(ServedModel):
     def side_length(self, side: str) -> int:
         return self.cross_length
 
-    def _score(self, query, passage) -> torch.Tensor:
+    def _pairs(self, query, passage) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(list(query["text"]), list(passage["text"]), padding="max_length",
                              truncation="longest_first", max_length=self.cross_length, return_tensors="pt")
-        return self.model(**{k: v.to(self.device) for k, v in enc.items()})
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def _score(self, query, passage) -> torch.Tensor:
+        return self.model(**self._pairs(query, passage))
+
+
+class ServedFastBert(ServedCrossEncoder):
+    """FastBERT reads the pair as a cross-encoder does; each pair leaves at the first layer whose classifier is sure
+    enough at the speed saved in its config (`config.speed`, set by `pairlib train fastbert --speed`)."""
+
+    model_type = "fastbert"
+
+    def _score(self, query, passage) -> torch.Tensor:
+        return pair_scores(self.model.adaptive_predict(**self._pairs(query, passage),
+                                                       speed=self.model.config.speed).logits)
 
 
 SERVED: dict[str, type[ServedModel]] = {c.model_type: c for c in (ServedDiPair, ServedDualEncoder, ServedDeFormer,
-                                                                   ServedCrossEncoder)}
+                                                                   ServedCrossEncoder, ServedFastBert)}
 
 
 def check_device(device: str, visible_here: bool = True) -> None:
@@ -247,11 +264,14 @@ def load_served_model(model_dir: str | Path, tokenizer: str | None = None, dtype
     model_type = config.get("model_type")
     if model_type not in SERVED:
         raise ServeError(f"{folder} holds a model of type {model_type!r}, which does not score pairs here; types "
-                         f"that do: {', '.join(SERVED)} (DiPair, DE-Cos / DE-FFNN, DeFormer, cross-encoder)")
+                         f"that do: {', '.join(SERVED)} (DiPair, DE-Cos / DE-FFNN, DeFormer, cross-encoder, FastBERT)")
     labels = len(config.get("id2label") or {0: "LABEL_0", 1: "LABEL_1"})  # transformers' default is two
     if model_type == "deformer" and (config.get("architectures") != ["DeFormerForSequenceClassification"] or labels > 2):
         raise ServeError(f"{folder} holds a DeFormer {config.get('architectures')} with {labels} labels; one score "
                          "per pair needs a pair classifier (DeFormerForSequenceClassification) with one or two labels")
+    if model_type == "fastbert" and labels > 2:
+        raise ServeError(f"{folder} holds a FastBERT classifier with {labels} labels; one score per pair needs one or "
+                         "two: evaluate it with `pairlib evaluate` instead")
     longest = int(config.get("max_position_embeddings", 512))
     for name, value in lengths.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= longest):
