@@ -473,6 +473,13 @@ def test_a_profile_extends_another_and_runs_only_its_own_notebooks(sandbox):
             profiles.load_profile("bad")
 
 
+def test_a_running_kernels_sockets_lie_outside_the_notebooks_folder(sandbox, monkeypatch):
+    _nb(sandbox / "notebooks" / "10_b.ipynb", "profile = 'smoke'\noutput_dir = None",
+        "import glob, os\nassert not glob.glob('kernel-ipc*'), os.listdir('.')")
+    monkeypatch.setattr(run, "REPO_ROOT", sandbox)
+    run.run("smoke", only=["10_b"], output_root=sandbox / "out", progress_bar=False, allow_dirty=True)
+
+
 def test_the_runner_prints_no_kernel_transport_warning(sandbox, capfd):
     """Kernels talk over local IPC sockets: no "running over TCP without encryption" line per notebook."""
     run.run("smoke", only=["00_a"], output_root=sandbox / "out", progress_bar=False)

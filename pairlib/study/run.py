@@ -60,6 +60,13 @@ def _ipc_kernel_manager():
         def _default_transport(self) -> str:
             return "ipc"
 
+        @default("ip")
+        def _default_ip(self) -> str:
+            # the sockets' path prefix: jupyter_client's default is `kernel-ipc` in the working folder, which put
+            # five socket files beside the notebooks (in Lab's file browser) for as long as a kernel ran
+            import tempfile
+            return str(Path(tempfile.gettempdir()) / f"pairlib-kernel-{os.getpid()}")
+
     return IPCKernelManager
 
 
