@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from pairlib.apply import cli
-from pairlib.core import data
 
 FAST = ["--set", "max_steps=2", "--set", "batch_size=8", "--no-progress"]
 PAIR_COLUMNS = ["--text-a", "question1", "--text-b", "question2", "--label", "label"]
@@ -16,25 +15,18 @@ RANK_COLUMNS = ["--query", "query", "--passage", "passage", "--query-id", "query
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
+    from pairlib.apply.examples import write_example_files
     root = tmp_path_factory.mktemp("apply")
-    cols = ["question1", "question2", "label"]
-    data.load_task("qqp", "train").select(range(64)).to_pandas()[cols].to_csv(root / "pairs.csv", index=False)
-    data.load_task("qqp", "validation").select(range(24)).to_pandas()[cols].to_parquet(root / "pairs_val.parquet")
-
-    def whole_queries(split: str, n: int) -> pd.DataFrame:
-        rows = data.load_task("wikiqa", split).to_pandas()
-        answered = rows.groupby("query_id").label.max()
-        return rows[rows.query_id.isin(answered[answered == 1].index[:n])][["query_id", "query", "passage", "label"]]
-    whole_queries("train", 12).to_parquet(root / "rank.parquet")
-    whole_queries("validation", 4).to_csv(root / "rank_val.csv", index=False)
+    write_example_files(root, train_rows=64, validation_rows=24)
     return root
 
 
 CASES = {  # method: (train file, validation file, columns, method options)
-    "fastbert": ("pairs.csv", "pairs_val.parquet", PAIR_COLUMNS, ["--speed", "0.3", "--set", "max_length=32"]),
-    "deformer": ("pairs.csv", "pairs_val.parquet", PAIR_COLUMNS,
+    "fastbert": ("pairs_train.csv", "pairs_validation.parquet", PAIR_COLUMNS,
+                 ["--speed", "0.3", "--set", "max_length=32"]),
+    "deformer": ("pairs_train.csv", "pairs_validation.parquet", PAIR_COLUMNS,
                  ["--split-layer", "3", "--set", "question_length=16", "--set", "passage_length=24"]),
-    "dipair": ("rank.parquet", "rank_val.csv", RANK_COLUMNS,
+    "dipair": ("ranking_train.parquet", "ranking_validation.csv", RANK_COLUMNS,
                ["--set", "query_length=12", "--set", "passage_length=32", "--set", "cross_length=44",
                 "--pool-queries", "4", "--pool-passages", "3", "--query-tokens", "4", "--passage-tokens", "8"]),
 }
@@ -78,7 +70,7 @@ def test_a_trained_folder_loads_with_from_pretrained_and_is_scored_by_pairlib_sc
     config = json.loads((folder / "config.json").read_text())
     model = MODEL_CLASSES[config["model_type"]].from_pretrained(folder)
     assert model.config.model_type == {"fastbert": "fastbert", "deformer": "deformer", "dipair": "dipair"}[method]
-    texts = pd.read_parquet(files / "pairs_val.parquet").head(5)
+    texts = pd.read_parquet(files / "pairs_validation.parquet").head(5)
     pd.DataFrame({"query_id": [f"q{i}" for i in range(5)], "text": texts.question1}).to_parquet(tmp_path / "q.parquet")
     pd.DataFrame({"passage_id": [f"p{i}" for i in range(5)], "text": texts.question2}).to_parquet(tmp_path / "p.parquet")
     pd.DataFrame({"query_id": [f"q{i}" for i in range(5)], "passage_id": [f"p{i}" for i in range(5)]}).to_parquet(
@@ -107,7 +99,7 @@ def test_training_again_reads_the_trained_models_back(files, trained, capsys):
     (["train", "fastbert", *PAIR_COLUMNS, "--speed", "1.5"], "--speed must be from 0 to 1"),
 ])
 def test_bad_input_is_a_clear_error(files, tmp_path, argv, message, capsys):
-    status = cli.main([*argv[:2], "--train", str(files / "pairs.csv"), *argv[2:], "--out", str(tmp_path / "m"),
+    status = cli.main([*argv[:2], "--train", str(files / "pairs_train.csv"), *argv[2:], "--out", str(tmp_path / "m"),
                        "--no-progress"])
     assert status == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "m").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pairlib"
-LAYERS = {"core": 0, "deformer": 1, "fastbert": 1, "dipair": 1, "study": 2, "serve": 2}
+LAYERS = {"core": 0, "deformer": 1, "fastbert": 1, "dipair": 1, "study": 2, "serve": 2, "apply": 2}
 
 
 def _modules() -> list[Path]:

@@ -69,13 +69,29 @@ def model_card(trained: Trained, record: dict) -> str:
              f"- rows: {splits}; data version `{record['data_version']}`"]
     if record["label_names"]:
         lines.append(f"- classes: {', '.join(record['label_names'])}")
-    lines += ["", "## Quality on the validation split", "", _table(trained.quality), "",
+    quality, speed = card_tables_of(record)
+    lines += ["", "## Quality on the validation split", "", _table(quality), "",
               "## Speed on the machine that trained it", "",
-              "Timed side by side in one process (median of interleaved repeats after a warm-up):", "",
-              _table(trained.speed), "",
+              f"On {', '.join(trained.speed.hardware.unique())}, timed side by side in one process (median of "
+              "interleaved repeats after a warm-up):", "", _table(speed), "",
               "## Recipe", "", "```json", json.dumps(trained.recipe, indent=1, default=str), "```", "",
               "## Use", "", "```bash",
-              f"pairlib evaluate --model <this folder> --data <file with the same columns>",
-              "pairlib score --model <this folder> --passages ... --queries ... --pairs ... --out ...", "```", "",
+              "pairlib evaluate --model <this folder> --data <file with the same columns>",
+              *([] if record["kind"] == "single_cls" else
+                ["pairlib score --model <this folder> --passages ... --queries ... --pairs ... --out ..."]),
+              "```", "",
               "## Context", "", study_context(trained.method), ""]
     return "\n".join(lines)
+
+
+def card_tables_of(record: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(quality, speed) as the card shows them: the machine, the same on every row, is said above the speed table."""
+    return pd.DataFrame(record["quality"]), pd.DataFrame(record["speed"]).drop(columns="hardware")
+
+
+def card_tables(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(quality, speed) as a saved folder's card states them, read back from its `training.json`; the machine that
+    timed them is printed."""
+    record = json.loads((Path(folder) / RECORD).read_text())
+    print("timed on", ", ".join(sorted({row["hardware"] for row in record["speed"]})))
+    return card_tables_of(record)

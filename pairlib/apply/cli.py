@@ -10,6 +10,7 @@ from typing import Sequence
 import yaml
 
 from pairlib.core import data
+from pairlib.core.artifacts import shown
 from pairlib.core.data import DataError
 from pairlib.core.stopping import exit_status, sigterm_as_interrupt
 
@@ -96,11 +97,11 @@ def train_cmd(args: argparse.Namespace) -> None:
     work = Path(args.work) if args.work else out.with_name(out.name + ".work")
     trained = train(args.method, task.name, args.backbone, work, options, progress=not args.no_progress)
     trained.backbone = args.backbone
-    files = {"train": args.train, **({"validation": args.validation} if args.validation else {})}
+    files = {"train": shown(Path(args.train)), **({"validation": shown(Path(args.validation))} if args.validation else {})}
     rows = {split: len(ds) for split, ds in data.load_task(task.name).items()}
     save_trained(trained, out, {"files": files, "columns": columns, "rows": rows})
     print(trained.quality.to_markdown(index=False, floatfmt=".4g"))
-    print(f"\nsaved to {out} (model card: {out / 'README.md'}); checkpoints in {work}")
+    print(f"\nsaved to {shown(out)} (model card: {shown(out / 'README.md')}); checkpoints in {shown(work)}")
 
 
 def evaluate_cmd(args: argparse.Namespace) -> None:

@@ -323,8 +323,9 @@ def list_cmd() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pairlib", description="Run pairlib's notebooks with papermill.",
-                                 epilog="pairlib score --help: score your own pairs with a saved model, in-process or "
-                                        "on Ray (docs/scale.md)")
+                                 epilog="pairlib train --help / pairlib evaluate --help: a method on your own labelled "
+                                        "file (docs/your-data.md); pairlib score --help: score your own pairs with a "
+                                        "saved model, in-process or on Ray (docs/scale.md)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="show notebooks and profiles")
     rd = sub.add_parser("readme", help="regenerate the generated blocks (claims, frontier) of README.md and "

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import datasets
 import pandas as pd
 
+from pairlib.core.artifacts import shown
 from pairlib.core.data.files import DataError, _records, split_by_hash
 from pairlib.core.data.registry import TASKS, Task, _load_local_once, _register
 
@@ -37,13 +38,14 @@ def read_table(source: Source) -> tuple[pd.DataFrame, str]:
     if isinstance(source, datasets.Dataset):
         return source.to_pandas(), "the Dataset"
     path = Path(source)
+    name = shown(path)  # errors name the file as the repository or home sees it, not by this machine's folders
     fmt = READERS.get(path.suffix.lower())
     if fmt is None:
-        raise DataError(f"{path}: unknown file type {path.suffix!r}; use {', '.join(READERS)}")
+        raise DataError(f"{name}: unknown file type {path.suffix!r}; use {', '.join(READERS)}")
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{name}: no such file")
     if path.stat().st_size == 0:
-        raise DataError(f"{path} is empty")
+        raise DataError(f"{name} is empty")
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path)
@@ -52,9 +54,9 @@ def read_table(source: Source) -> tuple[pd.DataFrame, str]:
         else:
             frame = pd.read_json(path, lines=fmt == "jsonl", dtype=False)
     except Exception as e:  # pyarrow, the csv and json parsers each raise their own
-        raise DataError(f"{path} is not a readable {fmt} file ({type(e).__name__}: {e}); is it what its extension "
+        raise DataError(f"{name} is not a readable {fmt} file ({type(e).__name__}: {e}); is it what its extension "
                         "says?") from None
-    return frame, str(path)
+    return frame, name
 
 
 def _numeric(value: Any) -> bool:
