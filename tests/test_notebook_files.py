@@ -146,9 +146,6 @@ def test_dropping_widgets_keeps_every_other_output():
 STDERR_AWAITING_RERUN = {"outputs/cpu/34_zh_pretrain.ipynb", "outputs/cpu/42_dipair_results.ipynb",
                          "outputs/cpu/91_frontier.ipynb"}
 DIRTY_AWAITING_RERUN = {"outputs/cpu/tables/dipair_head_sweep.md", "outputs/cpu/tables/dipair_head_sweep.meta.json",
-                        "outputs/cpu/tables/fastbert_english.md", "outputs/cpu/tables/fastbert_english.meta.json",
-                        "outputs/cpu/tables/fastbert_english_training.md",
-                        "outputs/cpu/tables/fastbert_english_training.meta.json",
                         "outputs/cpu/tables/report_runs.md", "outputs/cpu/tables/report_runs.csv",
                         "outputs/cpu/90_report.ipynb", "outputs/cpu/run_state.json"}
 
