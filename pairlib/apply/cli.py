@@ -9,15 +9,17 @@ from typing import Sequence
 
 import yaml
 
+from pairlib.apply.methods import METHODS
 from pairlib.core import data
 from pairlib.core.artifacts import shown
 from pairlib.core.data import DataError
+from pairlib.core.data.user import ROLES
 from pairlib.core.stopping import exit_status, sigterm_as_interrupt
 
 # the column flags, by the role each names (`core.data.user.ROLES`); the kind follows from which are given
 COLUMN_FLAGS = {"text": "text", "text_a": "text-a", "text_b": "text-b", "query": "query", "passage": "passage",
                 "label": "label", "query_id": "query-id", "id": "id"}
-KIND_OF_TEXTS = {("text",): "single_cls", ("text_a", "text_b"): "pair_cls", ("query", "passage"): "pair_match"}
+KIND_OF_TEXTS = {roles[:-1]: kind for kind, roles in ROLES.items()}  # a kind's roles are its texts, then the label
 # a named flag per method option the users reach for first; any other recipe field goes through --set
 METHOD_FLAGS = {"speed": float, "split_layer": int, "query_tokens": int, "passage_tokens": int, "head_dim": int,
                 "head_layers": int, "pool_queries": int, "pool_passages": int}
@@ -32,7 +34,7 @@ def _columns(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _kind(columns: dict[str, str]) -> str:
-    texts = tuple(r for r in ("text", "text_a", "text_b", "query", "passage") if r in columns)
+    texts = tuple(r for kind_texts in KIND_OF_TEXTS for r in kind_texts if r in columns)
     if texts not in KIND_OF_TEXTS:
         raise UsageError("name the text columns as one of: --text C (one text classified); --text-a C --text-b C (a "
                          f"pair classified); --query C --passage C (candidates ranked per query); got {texts or 'none'}")
@@ -60,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pairlib", description="Train or evaluate a method on your own labelled data.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train DeFormer, FastBERT or DiPair on your file (resumable: run it again)")
-    t.add_argument("method", choices=("deformer", "fastbert", "dipair"))
+    t.add_argument("method", choices=tuple(METHODS))
     t.add_argument("--train", required=True, help="CSV, TSV, JSON lines, JSON or Parquet")
     t.add_argument("--validation", help="the same columns; default: 10%% of --train held out by a hash of the texts")
     _add_columns(t)
@@ -112,12 +114,11 @@ def evaluate_cmd(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pairlib.apply.methods import MethodError
     args = _parser().parse_args(argv)
     with sigterm_as_interrupt():  # `kill <pid>` stops training as Ctrl-C does: its checkpoint kept
         try:
             (train_cmd if args.cmd == "train" else evaluate_cmd)(args)
-        except (UsageError, DataError, MethodError, ValueError) as e:
+        except (ValueError, DataError) as e:  # usage, method and recipe checks (ValueErrors) and data checks
             print(f"pairlib {args.cmd}: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as stop:
